@@ -1,0 +1,217 @@
+"""Evaluate the catalogue on one shard of scores: eligibility, running stats, earliest unlocks.
+
+The pure core of the evaluate stage (no database, no Ray). It mirrors how the live server grants on
+each submitted score (score-service `app/api/score_sub.py`, `app/usecases/score.py`,
+`app/achievements/*.py`; DOMAIN.md §4):
+
+* conditions are checked only for a passed score (`completed` 2 or 3) on a beatmap with a leaderboard
+  (`beatmaps.ranked >= 2`) by an unrestricted user (`privileges & 1 != 0`);
+* `stats.playcount` / `stats.total_hits` are the user's totals in that full mode *after* the score,
+  so here they are running totals over all of the user's rows in the full mode, in time order (ties
+  by score id): every row adds 1 play, and 300+100+50 (no 50 for catch) plus katus and gekis for
+  taiko and mania;
+* any qualifying score grants, and the grant carries the time of the earliest one (earliest unlock);
+* an achievement the user already holds in that full mode is not granted again; a legacy mode 7 row
+  (autopilot before 2024-04-21) counts as held for mode 8.
+
+A shard must hold all rows of its users, so that the running totals and the earliest unlocks are final.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from conditions.catalogue import FAMILIES, Catalogue
+
+# Columns of a shard as read from the score tables joined to beatmaps and users.
+SCORE_SCHEMA = pl.Schema(
+    {
+        "source": pl.String,  # "scores" | "scores_relax" | "scores_ap"
+        "id": pl.Int64,
+        "userid": pl.Int64,
+        "beatmap_md5": pl.String,
+        "mods": pl.Int64,
+        "max_combo": pl.Int64,
+        "full_combo": pl.Boolean,
+        "300_count": pl.Int64,
+        "100_count": pl.Int64,
+        "50_count": pl.Int64,
+        "katus_count": pl.Int64,
+        "gekis_count": pl.Int64,
+        "time": pl.Int64,  # unix seconds
+        "play_mode": pl.Int64,
+        "completed": pl.Int64,
+        "beatmap_id": pl.Int64,  # null: no beatmaps row has this md5
+        "ranked": pl.Int64,  # null likewise
+        "privileges": pl.Int64,  # null: no users row
+    }
+)
+
+# Ratings joined onto eligible scores: one row per SR key.
+RATING_SCHEMA = pl.Schema({"beatmap_md5": pl.String, "mode_vn": pl.Int64, "mods": pl.Int64, "sr": pl.Float64})
+
+# Achievements already held: users_achievements rows of the shard's users.
+HELD_SCHEMA = pl.Schema({"user_id": pl.Int64, "achievement_id": pl.Int64, "mode": pl.Int64})
+
+GRANT_SCHEMA = pl.Schema(
+    {
+        "user_id": pl.Int64,
+        "achievement_id": pl.Int64,
+        "mode": pl.Int64,  # full mode
+        "created_at": pl.Int64,  # unix seconds: the time of the earliest qualifying score
+        "score_id": pl.Int64,  # that score's id in its table
+    }
+)
+
+INELIGIBLE_REASONS = ("invalid_mode", "not_passed", "restricted", "unknown_beatmap", "unranked")
+
+LEGACY_AUTOPILOT_MODE = 7
+AUTOPILOT_MODE = 8
+
+# Full mode by table (DOMAIN.md §3): scores -> play_mode; scores_relax -> play_mode + 4; scores_ap -> 8.
+_FULL_MODE = (
+    pl.when((pl.col("source") == "scores") & pl.col("play_mode").is_between(0, 3))
+    .then(pl.col("play_mode"))
+    .when((pl.col("source") == "scores_relax") & pl.col("play_mode").is_between(0, 2))
+    .then(pl.col("play_mode") + 4)
+    .when((pl.col("source") == "scores_ap") & (pl.col("play_mode") == 0))
+    .then(pl.lit(AUTOPILOT_MODE, pl.Int64))
+    .otherwise(None)
+)
+
+_HITS = (
+    pl.col("300_count")
+    + pl.col("100_count")
+    + pl.when(pl.col("mode_vn") == 2).then(0).otherwise(pl.col("50_count"))
+    + pl.when(pl.col("mode_vn").is_in([1, 3])).then(pl.col("katus_count") + pl.col("gekis_count")).otherwise(0)
+)
+
+
+def prepare_scores(scores: pl.DataFrame) -> pl.DataFrame:
+    """Add full mode, running stats and eligibility to a shard of scores.
+
+    `scores` has SCORE_SCHEMA (extra columns are kept). Returns it sorted by (userid, full_mode, time,
+    id) with: full_mode Int64 (null for a row whose play_mode its table cannot hold), mode_vn Int64,
+    playcount Int64, total_hits Int64 (running totals in the full mode, this row included), passed
+    Boolean, ineligible String (null when eligible, else one of INELIGIBLE_REASONS, first match in
+    that order) and eligible Boolean.
+    """
+    frame = scores.cast({name: dtype for name, dtype in SCORE_SCHEMA.items() if name in scores.columns})
+    frame = frame.with_columns(full_mode=_FULL_MODE).with_columns(mode_vn=pl.col("full_mode") % 4)
+    frame = frame.sort(["userid", "full_mode", "time", "id"], nulls_last=True)
+    per_mode = ["userid", "full_mode"]
+    frame = frame.with_columns(
+        playcount=pl.when(pl.col("full_mode").is_not_null()).then(pl.int_range(1, pl.len() + 1).over(per_mode)),
+        total_hits=pl.when(pl.col("full_mode").is_not_null()).then(_HITS.cum_sum().over(per_mode)),
+        passed=pl.col("completed").is_in([2, 3]),
+        ineligible=(
+            pl.when(pl.col("full_mode").is_null())
+            .then(pl.lit("invalid_mode"))
+            .when(~pl.col("completed").is_in([2, 3]))
+            .then(pl.lit("not_passed"))
+            .when(pl.col("privileges").is_null() | ((pl.col("privileges") & 1) == 0))
+            .then(pl.lit("restricted"))
+            .when(pl.col("ranked").is_null())
+            .then(pl.lit("unknown_beatmap"))
+            .when(pl.col("ranked") < 2)
+            .then(pl.lit("unranked"))
+            .otherwise(None)
+        ),
+    )
+    return frame.with_columns(eligible=pl.col("ineligible").is_null())
+
+
+def sr_keys(prepared: pl.DataFrame) -> pl.DataFrame:
+    """The unique SR keys of the eligible scores of a prepared shard.
+
+    Returns columns beatmap_md5 String, beatmap_id Int64, mode_vn Int64, mods Int64 (full mods),
+    one row per (beatmap_md5, mode_vn, mods), sorted.
+    """
+    return (
+        prepared.filter(pl.col("eligible"))
+        .select("beatmap_md5", "beatmap_id", "mode_vn", "mods")
+        .unique(["beatmap_md5", "mode_vn", "mods"])
+        .sort(["beatmap_md5", "mode_vn", "mods"])
+    )
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """The outcome of evaluating one shard.
+
+    grants:       GRANT_SCHEMA, one row per (user_id, achievement_id, mode) not already held.
+    eligible:     eligible scores; `ineligible` counts the others by reason.
+    without_sr:   eligible scores whose star rating is unknown (their SR conditions are not met).
+    already_held: qualifying (user, achievement, mode) left out because the user holds them.
+    by_family / by_full_mode: grants counted by catalogue family and by full mode.
+    """
+
+    grants: pl.DataFrame
+    eligible: int = 0
+    ineligible: Counter = field(default_factory=Counter)
+    without_sr: int = 0
+    already_held: int = 0
+    by_family: Counter = field(default_factory=Counter)
+    by_full_mode: Counter = field(default_factory=Counter)
+
+
+def evaluate(
+    prepared: pl.DataFrame, ratings: pl.DataFrame, held: pl.DataFrame, catalogue: Catalogue
+) -> Evaluation:
+    """Evaluate every catalogue condition on the eligible scores of a prepared shard, in one pass.
+
+    prepared: the output of `prepare_scores`.
+    ratings:  RATING_SCHEMA (sr in stars, 2 dp, null when unknown); keys missing from it count as unknown.
+    held:     HELD_SCHEMA, the users_achievements rows of the shard's users (mode 7 counts as 8).
+    Returns an Evaluation whose grants carry each (user, achievement, full mode)'s earliest unlock.
+    """
+    ineligible = Counter(dict(prepared.get_column("ineligible").drop_nulls().value_counts().iter_rows()))
+    rows = (
+        prepared.filter(pl.col("eligible"))
+        .join(ratings.cast(dict(RATING_SCHEMA)), on=["beatmap_md5", "mode_vn", "mods"], how="left")
+        .sort(["userid", "full_mode", "time", "id"])
+    )
+    without_sr = rows.get_column("sr").null_count()
+
+    firsts = rows.group_by(["userid", "full_mode"], maintain_order=True).agg(
+        [
+            pl.struct(created_at="time", score_id="id").filter(a.compiled.expr).first().alias(str(a.id))
+            for a in catalogue.achievements
+        ]
+    )
+    qualified = (
+        firsts.unpivot(index=["userid", "full_mode"], variable_name="achievement_id", value_name="first")
+        .drop_nulls("first")
+        .unnest("first")
+        .select(
+            pl.col("userid").alias("user_id"),
+            pl.col("achievement_id").cast(pl.Int64),
+            pl.col("full_mode").alias("mode"),
+            "created_at",
+            "score_id",
+        )
+        .cast(dict(GRANT_SCHEMA))
+    )
+    held_now = held.cast(dict(HELD_SCHEMA)).with_columns(
+        mode=pl.when(pl.col("mode") == LEGACY_AUTOPILOT_MODE).then(AUTOPILOT_MODE).otherwise(pl.col("mode"))
+    )
+    grants = qualified.join(held_now, on=["user_id", "achievement_id", "mode"], how="anti").sort(
+        ["user_id", "mode", "achievement_id"]
+    )
+
+    family_of = {a.id: a.family for a in catalogue.achievements}
+    by_family = Counter({family: 0 for family in FAMILIES})
+    for achievement_id, count in grants.get_column("achievement_id").value_counts().iter_rows():
+        by_family[family_of[achievement_id]] += count
+    return Evaluation(
+        grants=grants,
+        eligible=rows.height,
+        ineligible=ineligible,
+        without_sr=without_sr,
+        already_held=qualified.height - grants.height,
+        by_family=by_family,
+        by_full_mode=Counter(dict(grants.get_column("mode").value_counts().iter_rows())),
+    )

@@ -1,0 +1,68 @@
+"""Errors of the star-rating layer.
+
+    RatingError                      a key could not be rated; counted per reason, never raised out of a batch
+      BeatmapMissing                 no .osu file for the beatmap in the store       reason "missing_file"
+      BeatmapMismatch                the file's md5 differs from the score's md5     reason "md5_mismatch"
+      BeatmapBadFormat               no `osu file format v` header, or no objects     reason "bad_format"
+      ConvertUnsupported             a taiko/catch/mania map asked in another mode   reason "impossible_convert"
+      NonFiniteRating                the engine returned NaN or infinity             reason "non_finite"
+      EngineFailed                   the engine raised                               reason "engine_failed"
+"""
+
+from __future__ import annotations
+
+
+class RatingError(Exception):
+    """A (beatmap_md5, mode_vn, mods) key could not be given a star rating.
+
+    `reason` is the short name reports count it under; `beatmap_md5` names the beatmap.
+    """
+
+    reason = "rating_error"
+
+    def __init__(self, beatmap_md5: str, detail: str = "") -> None:
+        self.beatmap_md5 = beatmap_md5
+        self.detail = detail
+        super().__init__(f"{self.reason}: beatmap {beatmap_md5}" + (f": {detail}" if detail else ""))
+
+
+class BeatmapMissing(RatingError):
+    """No .osu file for this beatmap in the store."""
+
+    reason = "missing_file"
+
+
+class BeatmapMismatch(RatingError):
+    """The stored .osu file's md5 is not the score's beatmap_md5 (the map was updated since)."""
+
+    reason = "md5_mismatch"
+
+
+class BeatmapBadFormat(RatingError):
+    """The file lacks the `osu file format v` header, or parses to no hit objects (empty, corrupt)."""
+
+    reason = "bad_format"
+
+
+class ConvertUnsupported(RatingError):
+    """A taiko, catch or mania beatmap was asked for in another mode; only osu! maps convert."""
+
+    reason = "impossible_convert"
+
+
+class NonFiniteRating(RatingError):
+    """The engine returned NaN or infinity for this key."""
+
+    reason = "non_finite"
+
+
+class EngineFailed(RatingError):
+    """The engine raised while parsing or rating; the original exception is the `__cause__`."""
+
+    reason = "engine_failed"
+
+
+REASONS = tuple(
+    cls.reason
+    for cls in (BeatmapMissing, BeatmapMismatch, BeatmapBadFormat, ConvertUnsupported, NonFiniteRating, EngineFailed)
+)

@@ -1,0 +1,60 @@
+"""Session-wide fixtures: one local Ray instance, throwaway MariaDB databases, the shipped maps."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+MAPS = DATA / "maps"
+MAPS_EXTRA = DATA / "maps-extra"
+
+MARIADB_SERVER_URL = os.environ.get("SRB_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Start local Ray once per test session (2 CPUs) and shut it down at the end."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _make_database(prefix: str) -> tuple[str, sa.Engine]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = sa.create_engine(MARIADB_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
+    return name, server
+
+
+@pytest.fixture(scope="module")
+def mariadb_url():
+    """A fresh, empty MariaDB database for one test module; dropped afterwards. Yields its URL."""
+    name, server = _make_database("srb_test")
+    try:
+        yield f"{MARIADB_SERVER_URL}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
+
+
+@pytest.fixture()
+def fresh_mariadb_url():
+    """Like `mariadb_url`, but one database per test."""
+    name, server = _make_database("srb_test")
+    try:
+        yield f"{MARIADB_SERVER_URL}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
