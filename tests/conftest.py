@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,33 +29,30 @@ def ray_session():
     ray.shutdown()
 
 
-def _make_database(prefix: str) -> tuple[str, sa.Engine]:
+@contextmanager
+def throwaway_database(prefix: str = "srb_test"):
+    """Create an empty latin1 database on the MariaDB server, yield its URL, drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     server = sa.create_engine(MARIADB_SERVER_URL, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
-    return name, server
+    try:
+        yield f"{MARIADB_SERVER_URL}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
 
 
 @pytest.fixture(scope="module")
 def mariadb_url():
     """A fresh, empty MariaDB database for one test module; dropped afterwards. Yields its URL."""
-    name, server = _make_database("srb_test")
-    try:
-        yield f"{MARIADB_SERVER_URL}/{name}"
-    finally:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        server.dispose()
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture()
 def fresh_mariadb_url():
     """Like `mariadb_url`, but one database per test."""
-    name, server = _make_database("srb_test")
-    try:
-        yield f"{MARIADB_SERVER_URL}/{name}"
-    finally:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        server.dispose()
+    with throwaway_database() as url:
+        yield url

@@ -2,7 +2,6 @@
 
 import csv
 import hashlib
-from pathlib import Path
 
 import pyarrow as pa
 import pytest

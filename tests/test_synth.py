@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -386,32 +385,21 @@ def test_ids_of_non_numeric_and_duplicate_stems(tmp_path):
 
 
 @pytest.mark.db
-def test_mariadb_build(tmp_path):
-    name = f"srb_synth_{uuid.uuid4().hex[:12]}"
-    server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
-    try:
-        url = f"{SERVER_URL}/{name}"
-        result = build_demo_database(url, tmp_path / "osu", MAPS, users=20, seed=3)
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:
-            for table in SCORE_TABLES:
-                assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one() == getattr(result, table)
-            assert conn.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one() == 20
-            assert conn.exec_driver_sql("SELECT COUNT(*) FROM users_achievements WHERE mode = 7").scalar_one() > 0
-            md5 = conn.exec_driver_sql(
-                f"SELECT beatmap_md5 FROM beatmaps WHERE beatmap_id = {result.corrupt_beatmap_id}"
-            ).scalar_one()
-            relax_mania = conn.exec_driver_sql(
-                "SELECT COUNT(*) FROM scores WHERE play_mode = 3 AND mods & 128"
-            ).scalar_one()
-        engine.dispose()
-        assert md5 == hashlib.md5((tmp_path / "osu" / f"{result.corrupt_beatmap_id}.osu").read_bytes()).hexdigest()
-        assert relax_mania > 0
-        with pytest.raises(DemoDatabaseNotEmpty):
-            build_demo_database(url, tmp_path / "osu2", MAPS, users=20)
-    finally:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        server.dispose()
+def test_mariadb_build(fresh_mariadb_url, tmp_path):
+    url = fresh_mariadb_url
+    result = build_demo_database(url, tmp_path / "osu", MAPS, users=20, seed=3)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for table in SCORE_TABLES:
+            assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one() == getattr(result, table)
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one() == 20
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM users_achievements WHERE mode = 7").scalar_one() > 0
+        md5 = conn.exec_driver_sql(
+            f"SELECT beatmap_md5 FROM beatmaps WHERE beatmap_id = {result.corrupt_beatmap_id}"
+        ).scalar_one()
+        relax_mania = conn.exec_driver_sql("SELECT COUNT(*) FROM scores WHERE play_mode = 3 AND mods & 128").scalar_one()
+    engine.dispose()
+    assert md5 == hashlib.md5((tmp_path / "osu" / f"{result.corrupt_beatmap_id}.osu").read_bytes()).hexdigest()
+    assert relax_mania > 0
+    with pytest.raises(DemoDatabaseNotEmpty):
+        build_demo_database(url, tmp_path / "osu2", MAPS, users=20)
