@@ -24,7 +24,7 @@ from cluster.shards import plan_shards
 from cluster.workers import RaterActor, ShardOutcome, process_shard
 from conditions.catalogue import FAMILIES, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS
-from sr.engine import engine_named
+from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.errors import REASONS
 
 REQUIRED_TABLES = ("beatmaps", "users", "users_achievements")
@@ -54,7 +54,7 @@ class BackfillConfig:
     out: Path | None = None
     workers: int = 2
     shard_rows: int = 100_000
-    engine: str = "rosu"
+    engine: str = DEFAULT_ENGINE
     tables: tuple[str, ...] = SCORE_TABLES
     achievement_ids: tuple[int, ...] | None = None
     ray_address: str | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cluster.pipeline import BackfillConfig, run_backfill
 from jobs.report import format_summary
+from sr.engine import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
 
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rater processes (default: CPUs)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="target score rows per shard")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
+    parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default: {DEFAULT_ENGINE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -43,6 +45,7 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         workers=args.workers,
         shard_rows=args.shard_rows,
         ray_address=args.ray_address,
+        engine=args.engine,
         progress=not args.no_progress,
     )
 

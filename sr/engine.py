@@ -90,6 +90,9 @@ class RosuEngine:
         return out
 
 
+DEFAULT_ENGINE = "rosu"
+
+
 def engine_named(name: str) -> RosuEngine:
     """The engine registered under `name`. Raises ValueError for an unknown name."""
     engines = {"rosu": RosuEngine}
@@ -98,4 +101,4 @@ def engine_named(name: str) -> RosuEngine:
     return engines[name]()
 
 
-__all__: Sequence[str] = ("RosuEngine", "engine_named")
+__all__: Sequence[str] = ("DEFAULT_ENGINE", "RosuEngine", "engine_named")
