@@ -1,9 +1,10 @@
 """Star-rating engine on rosu-pp-py (pinned 2.0.1: the rosu-pp 2.0.0 algorithm the live service runs).
 
-Live routing (performance-service, akatsuki-pp-rs): the map is converted to the requested mode
-**before** mods are applied (`try_mode(mode)` then `.mods(mods)`), so on a convert key mods such as
-mania key counts are ignored; stars use the stable (non-lazer) rules. Relax and autopilot osu! get
-the full mods bitmask here as stored; their live-exact treatment belongs to a separate engine.
+Like the live service (performance-service, akatsuki-pp-rs), the map is converted to the requested
+mode **before** mods are applied (`try_mode(mode)` then `.mods(mods)`), so on a convert key mods such
+as mania key counts are ignored; stars use the stable (non-lazer) rules. This `rosu` engine rates relax
+and autopilot osu! with the full mods bitmask as stored (rosu-pp-py ignores both bits there); the
+`live` engine (sr.live) routes them as the live service does.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class RosuEngine:
             raise NonFiniteRating(beatmap_md5, f"mods {mods}: {stars}")
         return float(stars)
 
+    def rate_parsed(self, beatmap: rosu.Beatmap, content: bytes, beatmap_md5: str, mode_vn: int, mods: int, memo: dict) -> float:
+        """Raw stars of one (mode_vn, mods) request on a map already parsed and converted to mode_vn.
+
+        `content` is the raw file and `memo` a per-beatmap scratch dict, for engines that derive
+        other forms of the map once (sr.live). Raises RatingError subclasses.
+        """
+        return self.stars(beatmap, beatmap_md5, mods)
+
     def rate_beatmap(
         self, content: bytes, beatmap_md5: str, requests: Iterable[tuple[int, int]]
     ) -> list[float | RatingError]:
@@ -70,8 +79,8 @@ class RosuEngine:
 
         Returns, in request order, raw stars or the RatingError that prevented them.
         """
-        requests = list(requests)
         parsed: dict[int, rosu.Beatmap | RatingError] = {}
+        memo: dict = {}
         out: list[float | RatingError] = []
         for mode_vn, mods in requests:
             if mode_vn not in parsed:
@@ -84,21 +93,25 @@ class RosuEngine:
                 out.append(beatmap)
                 continue
             try:
-                out.append(self.stars(beatmap, beatmap_md5, mods))
+                out.append(self.rate_parsed(beatmap, content, beatmap_md5, mode_vn, mods, memo))
             except RatingError as exc:
                 out.append(exc)
         return out
 
 
-DEFAULT_ENGINE = "rosu"
+DEFAULT_ENGINE = "live"
+ENGINE_NAMES = ("live", "rosu")
 
 
 def engine_named(name: str) -> RosuEngine:
-    """The engine registered under `name`. Raises ValueError for an unknown name."""
-    engines = {"rosu": RosuEngine}
+    """A new engine of the given name: `live` (the live service's routing, sr.live) or `rosu` (plain
+    rosu-pp-py with the full mods). Raises ValueError for an unknown name."""
+    from sr.live import LiveEngine  # sr.live builds on this module
+
+    engines = {"live": LiveEngine, "rosu": RosuEngine}
     if name not in engines:
         raise ValueError(f"unknown SR engine {name!r}; known: {', '.join(sorted(engines))}")
     return engines[name]()
 
 
-__all__: Sequence[str] = ("DEFAULT_ENGINE", "RosuEngine", "engine_named")
+__all__: Sequence[str] = ("DEFAULT_ENGINE", "ENGINE_NAMES", "RosuEngine", "engine_named")

@@ -7,6 +7,7 @@
       ConvertUnsupported             a taiko/catch/mania map asked in another mode   reason "impossible_convert"
       NonFiniteRating                the engine returned NaN or infinity             reason "non_finite"
       EngineFailed                   the engine raised                               reason "engine_failed"
+      AutopilotRewriteFailed         the distance-free rewrite kept some aim         reason "autopilot_rewrite"
 """
 
 from __future__ import annotations
@@ -66,3 +67,13 @@ REASONS = tuple(
     cls.reason
     for cls in (BeatmapMissing, BeatmapMismatch, BeatmapBadFormat, ConvertUnsupported, NonFiniteRating, EngineFailed)
 )
+
+
+class AutopilotRewriteFailed(RatingError):
+    """The distance-free rewrite of an osu! map left a non-zero aim rating, so its speed rating cannot
+    be trusted as the live autopilot speed: the key is an error, not a guess."""
+
+    reason = "autopilot_rewrite"
+
+
+REASONS = REASONS + (AutopilotRewriteFailed.reason,)

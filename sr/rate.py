@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
-from sr.errors import RatingError
+from sr.errors import BeatmapBadFormat, BeatmapMissing, RatingError
 from sr.keys import SR_RESULT_SCHEMA
 from sr.rounding import round_live
-from sr.store import OsuStore
+from sr.store import OsuStore, has_osu_header
 
 
 @dataclass(slots=True)
@@ -67,3 +68,55 @@ def rate_keys(keys: pa.Table, store: OsuStore, engine) -> RatedBatch:
                 out["skip_reason"].append(None)
     batch.table = pa.Table.from_pydict(out, schema=SR_RESULT_SCHEMA)
     return batch
+
+
+RATED_PATHS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("mode", pa.int64()),
+        ("mods", pa.int64()),
+        ("stars", pa.float64()),
+        ("sr", pa.float64()),
+        ("error", pa.string()),
+    ]
+)
+
+
+def rate_paths(requests: pa.Table, root: Path, engine) -> pa.Table:
+    """Rate .osu files named by path, for spot checks and reference vectors (no md5 check).
+
+    requests: columns path (string, relative to `root`), mode (0-3), mods (legacy bitmask).
+    Returns RATED_PATHS_SCHEMA in input order: stars (raw), sr (2 dp, live rounding), error (an
+    sr.errors reason, null when rated). Each file is read and parsed once per mode.
+    """
+    columns = requests.select(["path", "mode", "mods"]).to_pydict()
+    by_path: dict[str, list[int]] = defaultdict(list)
+    for index, path in enumerate(columns["path"]):
+        by_path[path].append(index)
+    stars: list[float | None] = [None] * requests.num_rows
+    errors: list[str | None] = [None] * requests.num_rows
+    for path, indices in by_path.items():
+        file = root / path
+        if not file.is_file():
+            results = [BeatmapMissing(path)] * len(indices)
+        else:
+            content = file.read_bytes()
+            if has_osu_header(content):
+                requests_of_file = [(columns["mode"][i], columns["mods"][i]) for i in indices]
+                results = engine.rate_beatmap(content, path, requests_of_file)
+            else:
+                results = [BeatmapBadFormat(path, "no 'osu file format v' header")] * len(indices)
+        for index, result in zip(indices, results):
+            if isinstance(result, RatingError):
+                errors[index] = result.reason
+            else:
+                stars[index] = result
+    return pa.Table.from_pydict(
+        {
+            **columns,
+            "stars": stars,
+            "sr": [None if value is None else round_live(value) for value in stars],
+            "error": errors,
+        },
+        schema=RATED_PATHS_SCHEMA,
+    )

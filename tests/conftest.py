@@ -56,3 +56,18 @@ def fresh_mariadb_url():
     """Like `mariadb_url`, but one database per test."""
     with throwaway_database() as url:
         yield url
+
+
+FIGURES: list[str] = []
+
+
+def report_figure(line: str) -> None:
+    """Record a measured figure; it is printed in pytest's terminal summary under 'figures'."""
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

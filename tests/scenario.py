@@ -20,7 +20,7 @@ Users (ids 1001-1013), all osu!-mode ("mode 0") unless said otherwise:
   1005 I  impossible convert (taiko map with play_mode 0): no SR medal, HD intro and combo 500 granted.
   1006 X  relax: osu! relax (mode 4, NF and no FC so SR cannot matter), catch relax (mode 6),
           relax mania stored in `scores` (play_mode 3 + RX -> full mode 3, not 7).
-  1007 A  autopilot (mode 8, scores_ap.id > 2^32): NF and no FC, so its SR cannot matter;
+  1007 A  autopilot (mode 8, scores_ap.id > 2^32): AP star rating 4.17 (no-AP value is 6.38);
           combo 500 held through an old mode-7 row; HD intro held only in mode 4 -> granted.
   1008 P  4998 failed/quit plays, then two plays at the same `time` (pass id 161 = play 4999, fail
           id 162 = play 5000: the threshold is crossed by a failed play), then a pass with a SMALLER
@@ -243,9 +243,9 @@ SCORES: list[Score] = [
     Score(S, 150, X, "mania_1638954", 3, RX, 3, T0 + 1800, full_combo=True, sr=3.36),
     # --- A: autopilot ----------------------------------------------------------------------------
     Score(AP_T, 5_000_000_001, A, "osu_2593923", 0, AP, 1, T0 + 1850, max_combo=900),  # failed
-    # NF and no FC, so the autopilot SR cannot matter: the rosu engine rates autopilot like no-mod
-    # (6.38) where live gives 4.17; live autopilot SR is the `live` engine's (tests/test_engine.py).
-    Score(AP_T, 5_000_000_000, A, "osu_2593923", 0, AP | HD | NF, 3, T0 + 1900, max_combo=600),
+    # live autopilot SR 4.17; plain rosu-pp-py ignores the AP bit and would give 6.38 (band 6)
+    Score(AP_T, 5_000_000_000, A, "osu_2593923", 0, AP | HD, 3, T0 + 1900, full_combo=True,
+          max_combo=600, sr=4.17),
     # --- P: play count (the 4998 earlier failed/quit rows are in `grinder_rows()`) --------------
     Score(RX_T, 210, P, "osu_2593923", 0, RX, 1, T0 + 50_005),  # failed relax: mode 4, not mode 0
     Score(RX_T, 211, P, "osu_2593923", 0, RX, 0, T0 + 50_006),  # quit relax
@@ -381,7 +381,8 @@ EXPECTED_GRANTS: list[Grant] = [
     G(X, 59, 3, T0 + 1800, 150, "mania-skill-pass-3: relax mania in `scores` is full mode 3 (3.36)"),
     G(X, 67, 3, T0 + 1800, 150, "mania-skill-fc-3, mode 3"),
     # A
-    G(A, 94, 8, T0 + 1900, 5_000_000_000, "NF intro in mode 8"),
+    G(A, 4, 8, T0 + 1900, 5_000_000_000, "osu-skill-pass-4: autopilot SR 4.17 (mode 8)"),
+    G(A, 14, 8, T0 + 1900, 5_000_000_000, "osu-skill-fc-4, mode 8"),
     G(A, 91, 8, T0 + 1900, 5_000_000_000, "HD intro in mode 8 (held only in mode 4); combo 500 held via mode 7"),
     # P
     G(P, 94, 0, T0 + 60_000, 161, "NF intro at play 4999"),

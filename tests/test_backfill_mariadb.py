@@ -2,7 +2,7 @@
 
 The scenario (tests/scenario.py) is hand-made: a few users, a few dozen scores plus 4998 failed plays,
 real .osu maps from data/maps in a temporary `{beatmap_id}.osu` store, and an explicit, hand-derived
-list of the 53 grants the job must make. Nothing here re-implements the job's logic: expectations are
+list of the 54 grants the job must make. Nothing here re-implements the job's logic: expectations are
 literals with the reason each one is expected.
 
 Contract under test: `jobs.cli.main(["run", "--db", URL, "--osu-dir", DIR, "--apply"?, "--out"?,
@@ -197,12 +197,12 @@ def test_scenario_sr_values_match_reference(tmp_path):
             stars = rosu.Difficulty(mods=s.mods, lazer=False).calculate(bm).stars
             assert round_live(stars) == s.sr, f"score {s.table}/{s.id}: rosu 2.0.1 {stars} -> {round_live(stars)}"
         checked += 1
-    assert checked == 20
+    assert checked == 21
 
 
 def test_expected_grants_are_well_formed():
     grants = sc.EXPECTED_GRANTS
-    assert len(grants) == 53
+    assert len(grants) == 54
     assert len({g.row[:3] for g in grants}) == len(grants), "one grant per (user, achievement, mode)"
     held = {(h.user_id, h.achievement_id, h.mode) for h in sc.EXISTING_ACHIEVEMENTS}
     assert not held & {g.row[:3] for g in grants}

@@ -1,0 +1,43 @@
+"""The `live` engine: the live performance service's routing of a (beatmap, mode, mods) to a rating.
+
+performance-service (akatsuki-pp-rs, pinned 2024-11-27; DOMAIN.md §5):
+- relax (mods & 128) on osu!: the `osu_2019` star algorithm (sr.relax);
+- autopilot (mods & 8192) on osu!: aim 0, flashlight x0.4, distance-free speed (sr.autopilot);
+- everything else (vanilla in every mode, converts, relax taiko/catch/mania): rosu-pp 2.0.0, which
+  rosu-pp-py 2.0.1 wraps (sr.engine.RosuEngine).
+Relax is checked first, as live does. Rounding to 2 dp happens downstream (sr.rounding.round_live).
+"""
+
+from __future__ import annotations
+
+import rosu_pp_py as rosu
+
+from sr import autopilot, relax
+from sr.engine import RosuEngine
+
+RELAX = 128
+AUTOPILOT = autopilot.AUTOPILOT
+
+
+class LiveEngine(RosuEngine):
+    """Rates like the live service; `version` names every algorithm it routes to."""
+
+    name = "live"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = f"{self.version}; autopilot rewrite v1; relax {relax.VERSION}"
+
+    def rate_parsed(self, beatmap: rosu.Beatmap, content: bytes, beatmap_md5: str, mode_vn: int, mods: int, memo: dict) -> float:
+        """Raw stars by the live routing; relax and autopilot osu! maps are derived once per beatmap
+        (in `memo`). Raises RatingError subclasses."""
+        if mode_vn == 0 and mods & RELAX:
+            if "relax" not in memo:
+                memo["relax"] = relax.parse(content, beatmap_md5)
+            return relax.relax_stars(memo["relax"], mods, beatmap_md5)
+        if mode_vn == 0 and mods & AUTOPILOT:
+            if "autopilot" not in memo:
+                rewritten = autopilot.rewrite_without_distance(content, beatmap_md5)
+                memo["autopilot"] = self.parse(rewritten, beatmap_md5, 0)
+            return autopilot.autopilot_stars(beatmap, memo["autopilot"], mods, beatmap_md5)
+        return super().rate_parsed(beatmap, content, beatmap_md5, mode_vn, mods, memo)
