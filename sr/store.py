@@ -31,8 +31,12 @@ def has_osu_header(content: bytes) -> bool:
 class OsuStore:
     """Read-only access to `{beatmap_id}.osu` files under one root (local path or pyarrow.fs URI)."""
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, fetcher=None) -> None:
+        """`fetcher` (sr.fetch.BeatmapFetcher, optional) downloads a missing or stale file, which is
+        kept (written to the store) only when its md5 is the one asked for."""
         location = str(location)
+        self.fetcher = fetcher
+        self.saved = 0
         if "://" in location:
             self.filesystem, self.root = pafs.FileSystem.from_uri(location)
         else:
@@ -54,16 +58,32 @@ class OsuStore:
     def load(self, beatmap_id: int, beatmap_md5: str) -> bytes:
         """The file of `beatmap_id`, checked to be the version `beatmap_md5` with an .osu header.
 
-        Raises BeatmapMissing (no file), BeatmapMismatch (md5 differs: the map was updated since the
-        score), BeatmapBadFormat (no `osu file format v` header, e.g. an empty or corrupt file).
+        With a fetcher, a missing or stale file is downloaded first (see sr.fetch). Raises
+        BeatmapMissing (no file), BeatmapMismatch (md5 differs: the map was updated since the score),
+        BeatmapBadFormat (no `osu file format v` header, e.g. an empty or corrupt file).
         """
         try:
             content = self.read(beatmap_id)
         except BeatmapMissing as exc:
-            raise BeatmapMissing(beatmap_md5, exc.detail) from exc.__cause__
+            if self.fetcher is None:
+                raise BeatmapMissing(beatmap_md5, exc.detail) from exc.__cause__
+            content = self._fetch(beatmap_id, beatmap_md5)
         digest = hashlib.md5(content).hexdigest()
         if digest != beatmap_md5.lower():
-            raise BeatmapMismatch(beatmap_md5, f"{beatmap_id}.osu has md5 {digest}")
+            if self.fetcher is None:
+                raise BeatmapMismatch(beatmap_md5, f"{beatmap_id}.osu has md5 {digest}")
+            content = self._fetch(beatmap_id, beatmap_md5)
         if not has_osu_header(content):
             raise BeatmapBadFormat(beatmap_md5, f"{beatmap_id}.osu has no 'osu file format v' header")
+        return content
+
+    def _fetch(self, beatmap_id: int, beatmap_md5: str) -> bytes:
+        """Download the version `beatmap_md5` and save it as `{beatmap_id}.osu` (write, then move)."""
+        content = self.fetcher.fetch(beatmap_id, beatmap_md5)
+        path = self.path_of(beatmap_id)
+        partial = f"{path}.{beatmap_md5}.partial"
+        with self.filesystem.open_output_stream(partial) as stream:
+            stream.write(content)
+        self.filesystem.move(partial, path)
+        self.saved += 1
         return content
