@@ -23,7 +23,7 @@ import rosu_pp_py as rosu
 
 from sr.errors import AutopilotRewriteFailed, BeatmapBadFormat
 
-AUTOPILOT = 8192
+AUTOPILOT = 8192  # sr.mods.AP
 FLASHLIGHT = 1024
 CENTRE = ("256", "192")
 MAX_SLIDER_POINTS = 200_000  # a 1-pixel zig-zag: one point per pixel of slider length

@@ -16,6 +16,7 @@ from importlib.metadata import version
 import rosu_pp_py as rosu
 
 from sr.errors import BeatmapBadFormat, ConvertUnsupported, EngineFailed, NonFiniteRating, RatingError
+from sr.mods import AP, RX, relevant_mods
 
 _GAME_MODES = (rosu.GameMode.Osu, rosu.GameMode.Taiko, rosu.GameMode.Catch, rosu.GameMode.Mania)
 
@@ -63,6 +64,12 @@ class RosuEngine:
         if not math.isfinite(stars):
             raise NonFiniteRating(beatmap_md5, f"mods {mods}: {stars}")
         return float(stars)
+
+    def key_mods(self, mode_vn: int, mods: int) -> int:
+        """The mods that can change this engine's rating (sr.mods): rosu-pp-py ignores the autopilot
+        bit and rates osu! relax its own (lazer) way, on top of the vanilla mods."""
+        narrowed = relevant_mods(mode_vn, mods & ~(RX | AP))
+        return narrowed | RX if mode_vn == 0 and mods & RX else narrowed
 
     def rate_parsed(self, beatmap: rosu.Beatmap, content: bytes, beatmap_md5: str, mode_vn: int, mods: int, memo: dict) -> float:
         """Raw stars of one (mode_vn, mods) request on a map already parsed and converted to mode_vn.

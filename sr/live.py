@@ -14,10 +14,9 @@ import rosu_pp_py as rosu
 
 from sr import autopilot, relax
 from sr.engine import RosuEngine
-
-RELAX = 128
-AUTOPILOT = autopilot.AUTOPILOT
-
+from sr.mods import AP as AUTOPILOT
+from sr.mods import RX as RELAX
+from sr.mods import relevant_mods
 
 class LiveEngine(RosuEngine):
     """Rates like the live service; `version` names every algorithm it routes to."""
@@ -27,6 +26,10 @@ class LiveEngine(RosuEngine):
     def __init__(self) -> None:
         super().__init__()
         self.version = f"{self.version}; autopilot rewrite v1; relax {relax.VERSION}"
+
+    def key_mods(self, mode_vn: int, mods: int) -> int:
+        """The mods that can change the live rating (sr.mods.relevant_mods)."""
+        return relevant_mods(mode_vn, mods)
 
     def rate_parsed(self, beatmap: rosu.Beatmap, content: bytes, beatmap_md5: str, mode_vn: int, mods: int, memo: dict) -> float:
         """Raw stars by the live routing; relax and autopilot osu! maps are derived once per beatmap
