@@ -2,11 +2,23 @@
 
 The same code runs on MySQL/MariaDB (`mysql+pymysql://...`, production) and SQLite (`sqlite:///...`,
 the embedded default for the demo and quick local runs). Queries name only the columns they use.
+
+Faults: `retrying` re-runs an operation after a lost connection, a deadlock or a lock-wait timeout
+(MySQL 2003, 2006, 2013, 1205, 1213, or any error SQLAlchemy flags as a disconnect), with exponential
+backoff; each attempt opens a fresh connection (no pool). Credentials: `mask_url` and `mask_text`
+are the only ways a URL reaches a log, a report or an error message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote, quote_plus
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -14,7 +26,8 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, beatmaps, users, users_achievements
+from cluster.errors import ConfigError, DatabaseUnavailable
+from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, beatmaps, user_stats, users, users_achievements
 
 HIT_COLUMNS = ("300_count", "100_count", "50_count", "katus_count", "gekis_count")
 
@@ -25,20 +38,175 @@ SCORE_ARROW_SCHEMA = pa.schema(
     + [(name, pa.int64()) for name in ("completed", "beatmap_id", "ranked", "privileges")]
 )
 HELD_ARROW_SCHEMA = pa.schema([("user_id", pa.int64()), ("achievement_id", pa.int64()), ("mode", pa.int64())])
+# user_stats of a shard's users joined to users.privileges (null: no users row).
+STATS_ARROW_SCHEMA = pa.schema(
+    [("user_id", pa.int64()), ("mode", pa.int64()), ("playcount", pa.int64()), ("total_hits", pa.int64()),
+     ("privileges", pa.int64())]
+)
 GRANT_COLUMNS = ("user_id", "achievement_id", "mode", "created_at")
+
+T = TypeVar("T")
+
+# ------------------------------------------------------------------------------------------------
+# credentials
+# ------------------------------------------------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)(?P<password>[^@\s]*)@", re.IGNORECASE)
 
 
 def mask_url(url: str | sa.URL) -> str:
-    """The database URL with its password hidden, for logs and reports."""
-    return make_url(str(url)).render_as_string(hide_password=True)
+    """The database URL with its password hidden (`user:***@host`), for logs, reports and errors.
+
+    Never raises: a URL SQLAlchemy cannot parse is masked by pattern (`scheme://user:***@`).
+    """
+    try:
+        return make_url(str(url) if not isinstance(url, sa.URL) else url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - malformed: still never show what looks like a password
+        return _URL_PASSWORD.sub(r"\g<head>***@", str(url))
+
+
+def mask_text(text: str, *urls: str | sa.URL | None) -> str:
+    """`text` with credentials removed: every `scheme://user:password@` password, and the password of
+    each given URL wherever it appears (as written, and percent-encoded), become `***`.
+
+    Passwords shorter than 4 characters are only masked inside URLs (replacing every occurrence of a
+    one-letter password would garble the text).
+    """
+    out = _URL_PASSWORD.sub(r"\g<head>***@", str(text))
+    for url in urls:
+        if url is None:
+            continue
+        forms: set[str] = set()
+        try:
+            password = make_url(str(url)).password if not isinstance(url, sa.URL) else url.password
+        except Exception:  # noqa: BLE001 - malformed: the pattern below still finds it
+            password = None
+        match = _URL_PASSWORD.search(str(url))
+        for candidate in (password, match.group("password") if match else None):  # decoded, and as written
+            if candidate and len(candidate) >= 4:
+                forms |= {candidate, quote(candidate, safe=""), quote_plus(candidate)}
+        for form in sorted(forms, key=len, reverse=True):
+            out = out.replace(form, "***")
+    return out
 
 
 def connect(url: str) -> sa.Engine:
     """An engine for `url` without a connection pool (each stage and worker opens its own).
 
-    Raises sqlalchemy.exc.ArgumentError for a malformed URL.
+    Raises ConfigError (message masked) for a malformed URL or an unknown driver.
     """
-    return sa.create_engine(url, poolclass=NullPool)
+    try:
+        return sa.create_engine(url, poolclass=NullPool)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(f"bad database URL {mask_url(url)}: {mask_text(str(exc), url)}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# retries
+# ------------------------------------------------------------------------------------------------
+
+RETRYABLE_MYSQL_ERRORS = {
+    2003: "cannot connect",
+    2006: "server has gone away",
+    2013: "lost connection during query",
+    1205: "lock wait timeout",
+    1213: "deadlock",
+}
+"""MySQL/MariaDB error codes worth another try (DOMAIN.md §7: retries with backoff)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a database operation is retried.
+
+    attempts:     tries in all, the first included (>= 1).
+    base_seconds: the wait before the second try; it doubles for each further try (with +-25% jitter).
+    max_seconds:  the cap of one wait.
+    """
+
+    attempts: int = 6
+    base_seconds: float = 0.5
+    max_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based)."""
+        return min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(slots=True)
+class RetryLog:
+    """Retries made: `counts` by MySQL error code (0 when the driver gave none) and up to `keep`
+    `samples` {operation, code, error} with credentials masked."""
+
+    keep: int = 10
+    counts: Counter = field(default_factory=Counter)
+    samples: list[dict] = field(default_factory=list)
+
+    def record(self, operation: str, code: int | None, message: str) -> None:
+        self.counts[code or 0] += 1
+        if len(self.samples) < self.keep:
+            self.samples.append({"operation": operation, "code": code or 0, "error": message[:300]})
+
+    def merge(self, other: RetryLog) -> None:
+        """Add another log's counts and samples (up to `keep`)."""
+        self.counts.update(other.counts)
+        self.samples.extend(other.samples[: max(0, self.keep - len(self.samples))])
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The MySQL error code of a driver error (wrapped by SQLAlchemy or not), else None."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a lost or refused connection, a deadlock or a lock-wait timeout."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    return bool(exc.connection_invalidated) or error_code(exc) in RETRYABLE_MYSQL_ERRORS
+
+
+def retrying(
+    operation: Callable[[], T],
+    what: str,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    log: RetryLog | None = None,
+    url: str | None = None,
+) -> T:
+    """Call `operation()` until it succeeds, retrying retryable database errors with backoff.
+
+    `operation` must be safe to repeat: it opens its own connection and commits (or not) as a whole.
+    `what` names it in the log and errors. Non-retryable errors propagate unchanged. Raises
+    DatabaseUnavailable (from the last error, message masked with `url`) when the tries run out.
+    """
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return operation()
+        except sa.exc.DBAPIError as exc:
+            if not is_retryable(exc):
+                raise
+            code = error_code(exc)
+            message = mask_text(str(getattr(exc, "orig", exc)), url)
+            if log is not None:
+                log.record(what, code, message)
+            if attempt == policy.attempts:
+                raise DatabaseUnavailable(what, code, attempt, message) from exc
+            time.sleep(policy.delay(attempt))
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------------------------------------
+# reads
+# ------------------------------------------------------------------------------------------------
+
+
+def table_names(engine: sa.Engine) -> set[str]:
+    """Names of the tables in the database."""
+    return set(sa.inspect(engine).get_table_names())
 
 
 def count_rows_by_user(engine: sa.Engine, tables: Sequence[str] = SCORE_TABLES) -> dict[int, int]:
@@ -53,8 +221,22 @@ def count_rows_by_user(engine: sa.Engine, tables: Sequence[str] = SCORE_TABLES) 
     return counts
 
 
-def select_shard_scores(name: str, user_lo: int, user_hi: int) -> sa.Select:
-    """The rows of score table `name` for users in [user_lo, user_hi], joined to beatmaps and users.
+def read_user_activity(engine: sa.Engine) -> dict[int, int]:
+    """users.latest_activity (unix seconds) by users.id, for every user."""
+    with engine.connect() as conn:
+        return {int(uid): int(at) for uid, at in conn.execute(sa.select(users.c.id, users.c.latest_activity))}
+
+
+def _users_filter(column: sa.ColumnElement, user_lo: int, user_hi: int, user_ids: Sequence[int] | None):
+    condition = column.between(user_lo, user_hi)
+    if user_ids is not None:
+        condition = condition & column.in_([int(u) for u in user_ids])
+    return condition
+
+
+def select_shard_scores(name: str, user_lo: int, user_hi: int, user_ids: Sequence[int] | None = None) -> sa.Select:
+    """The rows of score table `name` for users in [user_lo, user_hi] (and in `user_ids` when given),
+    joined to beatmaps and users.
 
     Columns in SCORE_ARROW_SCHEMA order; beatmap_id/ranked are null when no beatmaps row has the md5
     and privileges is null when the users row is missing.
@@ -82,7 +264,7 @@ def select_shard_scores(name: str, user_lo: int, user_hi: int) -> sa.Select:
                 users, users.c.id == table.c.userid
             )
         )
-        .where(table.c.userid.between(user_lo, user_hi))
+        .where(_users_filter(table.c.userid, user_lo, user_hi, user_ids))
     )
 
 
@@ -100,8 +282,10 @@ def read_shard_scores(
     user_hi: int,
     tables: Sequence[str] = SCORE_TABLES,
     batch_rows: int = 50_000,
+    user_ids: Sequence[int] | None = None,
 ) -> tuple[pa.Table, dict[str, int]]:
-    """All rows of the given score tables for users in [user_lo, user_hi], streamed as Arrow batches.
+    """All rows of the given score tables for users in [user_lo, user_hi] (and in `user_ids` when
+    given), streamed as Arrow batches.
 
     Returns (table in SCORE_ARROW_SCHEMA, rows read per table name).
     """
@@ -109,28 +293,47 @@ def read_shard_scores(
     rows_read: dict[str, int] = {}
     with engine.connect() as conn:
         for name in tables:
-            result = conn.execution_options(stream_results=True).execute(select_shard_scores(name, user_lo, user_hi))
+            query = select_shard_scores(name, user_lo, user_hi, user_ids)
+            result = conn.execution_options(stream_results=True).execute(query)
             before = sum(batch.num_rows for batch in batches)
             batches.extend(_batches(result, SCORE_ARROW_SCHEMA, batch_rows))
             rows_read[name] = sum(batch.num_rows for batch in batches) - before
     return pa.Table.from_batches(batches, schema=SCORE_ARROW_SCHEMA), rows_read
 
 
-def read_held(engine: sa.Engine, user_lo: int, user_hi: int) -> pa.Table:
-    """users_achievements (user_id, achievement_id, mode) of users in [user_lo, user_hi], as Arrow."""
+def _arrow(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows)) or [() for _ in schema]
+    return pa.Table.from_arrays([pa.array(column, type=f.type) for column, f in zip(columns, schema)], schema=schema)
+
+
+def read_held(engine: sa.Engine, user_lo: int, user_hi: int, user_ids: Sequence[int] | None = None) -> pa.Table:
+    """users_achievements (user_id, achievement_id, mode) of users in [user_lo, user_hi] (and in
+    `user_ids` when given), as Arrow (HELD_ARROW_SCHEMA)."""
     table = users_achievements
     query = sa.select(table.c.user_id, table.c.achievement_id, table.c.mode).where(
-        table.c.user_id.between(user_lo, user_hi)
+        _users_filter(table.c.user_id, user_lo, user_hi, user_ids)
     )
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    columns = list(zip(*rows)) or [(), (), ()]
-    return pa.Table.from_arrays(
-        [pa.array(column, type=pa.int64()) for column in columns], schema=HELD_ARROW_SCHEMA
+        return _arrow(conn.execute(query).all(), HELD_ARROW_SCHEMA)
+
+
+def read_user_stats(
+    engine: sa.Engine, user_lo: int, user_hi: int, user_ids: Sequence[int] | None = None
+) -> pa.Table:
+    """user_stats (user_id, mode = full mode, playcount, total_hits: current totals) of users in
+    [user_lo, user_hi] (and in `user_ids` when given), with users.privileges (null: no users row),
+    as Arrow (STATS_ARROW_SCHEMA)."""
+    query = (
+        sa.select(user_stats.c.user_id, user_stats.c.mode, user_stats.c.playcount, user_stats.c.total_hits,
+                  users.c.privileges)
+        .select_from(user_stats.outerjoin(users, users.c.id == user_stats.c.user_id))
+        .where(_users_filter(user_stats.c.user_id, user_lo, user_hi, user_ids))
     )
+    with engine.connect() as conn:
+        return _arrow(conn.execute(query).all(), STATS_ARROW_SCHEMA)
 
 
-def insert_ignore(engine: sa.Engine, table: sa.Table) -> sa.Insert:
+def insert_ignore(engine: sa.Engine | sa.Connection, table: sa.Table) -> sa.Insert:
     """INSERT IGNORE (MySQL/MariaDB) or INSERT ... ON CONFLICT DO NOTHING (SQLite) into `table`.
 
     Raises ValueError on another dialect.
@@ -145,8 +348,10 @@ def insert_ignore(engine: sa.Engine, table: sa.Table) -> sa.Insert:
 def write_grants(engine: sa.Engine, grants: pa.Table | Iterable[dict], batch_rows: int = 1000) -> int:
     """Insert grants into users_achievements in batches of `batch_rows`, ignoring rows already there.
 
-    `grants` has columns user_id, achievement_id, mode (full mode), created_at (unix seconds); other
-    columns are ignored. Each batch commits on its own. Returns the number of rows inserted.
+    Unrecorded: a backfill run writes through `cluster.ledger.write_ledgered` instead, which records
+    every row it inserts. `grants` has columns user_id, achievement_id, mode (full mode), created_at
+    (unix seconds); other columns are ignored. Each batch commits on its own. Returns the number of
+    rows inserted.
     """
     if isinstance(grants, pa.Table):
         rows = grants.select(list(GRANT_COLUMNS)).to_pylist()

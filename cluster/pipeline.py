@@ -2,13 +2,24 @@
 
 Data flows one way: read (each shard task reads its users' rows as Arrow) -> rate (rater actors,
 once per unique SR key) -> evaluate (polars, in the shard task) -> write (the driver, in batches).
+
+An applied run (`apply=True`) has a run id and leaves a record of itself (cluster.ledger): the run
+and its settings, its shard plan with per-shard progress, and a ledger row for every row it inserts.
+A run killed at any point is continued with `resume=True`: the stored plan and settings are used
+again, finished shards are skipped, and a shard cut short is evaluated again against what its users
+now hold, so the final rows and ledger are those of an uninterrupted run. A dry run writes nothing to
+the database (not even the srb_ tables).
+
+Before any shard starts, a run checks its configuration, and, when the database has
+`less_achievements`, that every achievement it may grant is there under the catalogue's `file`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,22 +29,27 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import db
-from cluster.schema import SCORE_TABLES
-from cluster.shards import plan_shards
-from cluster.workers import RaterActor, ShardOutcome, process_shard
-from conditions.catalogue import FAMILIES, load_catalogue
-from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS
+from cluster import db, ledger
+from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStateError
+from cluster.pauses import pause_point
+from cluster.schema import SCORE_TABLES, less_achievements
+from cluster.scope import ALL_USERS, Scope, select_users
+from cluster.shards import Shard, plan_shards
+from cluster.workers import RaterActor, ShardJob, ShardOutcome, process_shard
+from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
+from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
 from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.errors import REASONS
 
+__all__ = ["BackfillConfig", "ConfigError", "RunSummary", "check_catalogue", "check_config", "run_backfill"]
+
 REQUIRED_TABLES = ("beatmaps", "users", "users_achievements")
 GRANT_ARROW_SCHEMA = pa.schema([(name, pa.int64()) for name in GRANT_SCHEMA])
-
-
-class ConfigError(Exception):
-    """The run cannot start: a missing table, a bad output path, an unknown engine. Raised before any
-    shard starts."""
+SKIP_SAMPLES_PER_REASON = 20  # kept in a run's summary, over all shards
+# Settings an applied run stores and a resume takes back (BackfillConfig field names).
+PLAN_SETTINGS = (
+    "osu_location", "shard_rows", "engine", "tables", "achievement_ids", "scope", "since", "until", "stats_fallback"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +57,32 @@ class BackfillConfig:
     """One backfill run.
 
     db_url:        SQLAlchemy URL (mysql+pymysql://... or sqlite:///...); never printed unmasked.
-    osu_location:  the .osu store: a directory of {beatmap_id}.osu or a pyarrow.fs URI.
-    apply:         insert grants into users_achievements; otherwise write nothing to the database.
+    osu_location:  the .osu store: a directory of {beatmap_id}.osu or a pyarrow.fs URI (None on a
+                   resume: the stored one).
+    apply:         insert grants into users_achievements (recorded in the ledger); otherwise write
+                   nothing to the database.
     out:           dry-run file for the grants (.parquet or .csv), optional.
     workers:       rater actors (processes); clamped to the Ray cluster's CPUs.
     shard_rows:    target score rows per shard.
+    engine:        SR engine name (sr.engine.engine_named).
+    ray_address:   an existing Ray cluster; None: a new local instance.
+    write_batch_rows: rows per write transaction (INSERT IGNORE + ledger rows + progress counts).
+    max_in_flight: shard tasks running at once (default: twice the workers); progress: a tqdm bar.
+    run_id:        the run's id (1-60 of [A-Za-z0-9._-]); None: a fresh one (cluster.ledger.new_run_id).
+    resume:        continue the stored run `run_id` with its stored plan and settings.
+    scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant.
+    since / until: only scores with since <= time < until (unix seconds) may grant; all rows still
+                   count in the running play-count and hit totals.
+    stats_fallback: grant play-count/hit achievements that only the current user_stats totals reach,
+                   with the run's time as created_at; otherwise they are only reported.
+    as_of:         reference time (unix seconds) of the activity tiers and of stats-fallback grants;
+                   None: when the run starts (a resume keeps the stored one).
+    retry:         retry policy of database operations.
+    samples_per_reason: sample score ids kept per skip reason and shard (the summary keeps 20 per reason).
     """
 
     db_url: str
-    osu_location: str
+    osu_location: str | None
     apply: bool = False
     out: Path | None = None
     workers: int = 2
@@ -61,6 +94,15 @@ class BackfillConfig:
     write_batch_rows: int = 1000
     max_in_flight: int | None = None
     progress: bool = True
+    run_id: str | None = None
+    resume: bool = False
+    scope: Scope = ALL_USERS
+    since: int | None = None
+    until: int | None = None
+    stats_fallback: bool = False
+    as_of: int | None = None
+    retry: db.RetryPolicy = db.DEFAULT_RETRY
+    samples_per_reason: int = 5
 
 
 @dataclass(slots=True)
@@ -69,13 +111,30 @@ class RunSummary:
 
     seconds: wall seconds of the driver's phases (plan, shards, write, total) and summed worker
     seconds per stage (read, prepare, rate, evaluate).
+    grants: score grants evaluated in this session (total, by_family, by_full_mode).
+    grants_written: rows the run has inserted, over all its sessions (from the ledger; 0 for a dry run).
+    already_present: grants INSERT IGNORE skipped because the row had appeared since evaluation.
+    skipped / skip_samples: scores skipped for bad data by reason (unknown beatmap, missing .osu, md5
+    mismatch, bad format or empty, impossible convert, non-finite SR, ...) and sample score ids.
+    database_errors: retries by MySQL error code, samples (masked) and failed shards.
+    stats_fallback: stats-only candidates (current user_stats reach a threshold the stored plays do
+    not) by achievement, and how many were granted (`--stats-fallback now`).
+    stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
+    total_hits); not part of `to_dict`.
     """
 
     database: str
     engine: dict
     dry_run: bool
+    run_id: str = ""
+    resumed: bool = False
+    status: str = "finished"
+    scope: dict = field(default_factory=dict)
     workers: int = 0
     shards: int = 0
+    shards_done_before: int = 0
+    shards_failed: int = 0
+    users: int = 0
     rows_read: dict = field(default_factory=lambda: {name: 0 for name in SCORE_TABLES})
     eligible_scores: int = 0
     ineligible: dict = field(default_factory=lambda: {reason: 0 for reason in INELIGIBLE_REASONS})
@@ -83,14 +142,22 @@ class RunSummary:
     sr_keys: int = 0
     sr_calculations: int = 0
     sr_errors: dict = field(default_factory=lambda: {reason: 0 for reason in REASONS})
+    skipped: dict = field(default_factory=dict)
+    skip_samples: list = field(default_factory=list)
     grants: dict = field(default_factory=dict)
     already_held: int = 0
     grants_written: int = 0
+    already_present: int = 0
+    stats_fallback: dict = field(default_factory=dict)
+    database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
     out: str | None = None
     seconds: dict = field(default_factory=dict)
+    stats_only_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        del data["stats_only_rows"]
+        return data
 
 
 class _FileSink:
@@ -104,35 +171,75 @@ class _FileSink:
             self.writer = pacsv.CSVWriter(path, GRANT_ARROW_SCHEMA)
 
     def write(self, grants: pa.Table) -> None:
-        self.writer.write_table(grants.cast(GRANT_ARROW_SCHEMA))
+        self.writer.write_table(grants.select(GRANT_ARROW_SCHEMA.names).cast(GRANT_ARROW_SCHEMA))
 
     def close(self) -> None:
         self.writer.close()
 
 
-def check_config(config: BackfillConfig, engine: sa.Engine) -> None:
-    """Stop before any work if the run cannot be right. Raises ConfigError."""
+def selected_catalogue(achievement_ids: tuple[int, ...] | None) -> Catalogue:
+    """The catalogue a run evaluates (all 96 when `achievement_ids` is None). Raises ConfigError for
+    unknown ids and ConditionError for a condition that does not compile."""
+    catalogue = load_catalogue()
+    if not achievement_ids:
+        return catalogue
+    unknown = set(achievement_ids) - set(catalogue.by_id)
+    if unknown:
+        raise ConfigError(f"unknown achievement ids: {sorted(unknown)}")
+    return catalogue.select(achievement_ids)
+
+
+def check_config(config: BackfillConfig, engine: sa.Engine) -> set[str]:
+    """Stop before any work if the run cannot be right. Returns the database's table names.
+
+    Raises ConfigError (messages masked).
+    """
     if config.out is not None and config.out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out must end in .parquet or .csv, got {config.out.name}")
+    if not config.tables:
+        raise ConfigError("no score tables selected")
     unknown_tables = set(config.tables) - set(SCORE_TABLES)
     if unknown_tables:
         raise ConfigError(f"unknown score tables: {', '.join(sorted(unknown_tables))}")
+    if config.since is not None and config.until is not None and config.since >= config.until:
+        raise ConfigError(f"--since ({config.since}) must be before --until ({config.until})")
+    if config.shard_rows < 1 or config.write_batch_rows < 1:
+        raise ConfigError("--shard-rows and --batch-rows must be at least 1")
+    if not config.osu_location:
+        raise ConfigError("--osu-dir is required")
     try:
         engine_named(config.engine)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     try:
-        present = set(sa.inspect(engine).get_table_names())
-    except sa.exc.SQLAlchemyError as exc:
-        raise ConfigError(f"cannot reach the database {db.mask_url(config.db_url)}: {exc.__class__.__name__}") from exc
+        present = db.retrying(lambda: db.table_names(engine), "list tables", config.retry, url=config.db_url)
+    except (sa.exc.SQLAlchemyError, ClusterError) as exc:
+        detail = db.mask_text(str(getattr(exc, "orig", None) or exc), config.db_url)
+        raise ConfigError(f"cannot reach the database {db.mask_url(config.db_url)}: {detail}") from None
     missing = [name for name in (*REQUIRED_TABLES, *config.tables) if name not in present]
     if missing:
         raise ConfigError(f"missing tables in {db.mask_url(config.db_url)}: {', '.join(missing)}")
-    catalogue = load_catalogue()  # raises ConditionError for a condition that does not compile
-    if config.achievement_ids:
-        unknown_ids = set(config.achievement_ids) - set(catalogue.by_id)
-        if unknown_ids:
-            raise ConfigError(f"unknown achievement ids: {sorted(unknown_ids)}")
+    catalogue = selected_catalogue(config.achievement_ids)
+    if config.stats_fallback and "user_stats" not in present and any(a.family in STAT_FAMILIES for a in catalogue):
+        raise ConfigError("--stats-fallback now needs the user_stats table")
+    return present
+
+
+def check_catalogue(engine: sa.Engine, catalogue: Catalogue) -> None:
+    """Check that less_achievements holds every achievement of `catalogue` with the same `file`.
+
+    The live server matches conditions to less_achievements rows by `file` (DOMAIN.md §2), so a grant
+    under an id whose row names another file would show the wrong medal. Call only when the table
+    exists. Raises CatalogueMismatch listing the missing and the differing ids.
+    """
+    ids = [a.id for a in catalogue]
+    query = sa.select(less_achievements.c.id, less_achievements.c.file).where(less_achievements.c.id.in_(ids))
+    with engine.connect() as conn:
+        files = {int(i): f for i, f in conn.execute(query)}
+    missing = tuple(i for i in ids if i not in files)
+    differing = {a.id: (a.file, files[a.id]) for a in catalogue if a.id in files and files[a.id] != a.file}
+    if missing or differing:
+        raise CatalogueMismatch(missing, differing)
 
 
 def _start_ray(config: BackfillConfig) -> bool:
@@ -142,80 +249,275 @@ def _start_ray(config: BackfillConfig) -> bool:
     if config.ray_address:
         ray.init(address=config.ray_address, log_to_driver=False)
     else:
-        ray.init(num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
+        # a new local instance, even when another cluster runs on this machine (use --ray-address for one)
+        ray.init(address="local", num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
     return True
 
 
-def run_backfill(config: BackfillConfig) -> RunSummary:
-    """Run the backfill described by `config` and return its summary.
+def _stored_settings(config: BackfillConfig, catalogue_version: str) -> dict:
+    return {
+        "osu_location": config.osu_location,
+        "shard_rows": config.shard_rows,
+        "engine": config.engine,
+        "tables": list(config.tables),
+        "achievement_ids": list(config.achievement_ids) if config.achievement_ids else None,
+        "scope": config.scope.to_dict(),
+        "since": config.since,
+        "until": config.until,
+        "stats_fallback": config.stats_fallback,
+        "catalogue_version": catalogue_version,
+        "write_batch_rows": config.write_batch_rows,
+    }
 
-    Raises ConfigError (before any shard starts) for a run that cannot be right. Bad input inside the
-    data (unknown beatmaps, bad maps, failed ratings) is counted in the summary, never raised.
+
+def _from_stored(stored: dict) -> dict:
+    return {
+        "osu_location": stored["osu_location"],
+        "shard_rows": int(stored["shard_rows"]),
+        "engine": stored["engine"],
+        "tables": tuple(stored["tables"]),
+        "achievement_ids": tuple(stored["achievement_ids"]) if stored.get("achievement_ids") else None,
+        "scope": Scope.from_dict(stored["scope"]),
+        "since": stored.get("since"),
+        "until": stored.get("until"),
+        "stats_fallback": bool(stored.get("stats_fallback")),
+    }
+
+
+def _resumed_config(config: BackfillConfig, record: ledger.RunRecord) -> BackfillConfig:
+    """`config` with the stored plan settings of `record`. Raises RunStateError for a setting given
+    again with another value than the stored one (a resume keeps its plan)."""
+    stored = _from_stored(record.config)
+    defaults = {f.name: f.default for f in fields(BackfillConfig) if f.name in PLAN_SETTINGS}
+    conflicts = [
+        name for name in PLAN_SETTINGS
+        if name != "osu_location"  # the store may have moved; the stored one is used when none is given
+        and getattr(config, name) not in (defaults[name], stored[name])
+    ]
+    if conflicts:
+        raise RunStateError(record.run_id, f"planned with other {', '.join(conflicts)}; a resume keeps its stored plan")
+    if config.osu_location:
+        stored["osu_location"] = config.osu_location
+    return replace(config, **stored)
+
+
+def _describe_scope(config: BackfillConfig, users: int) -> dict:
+    scope = config.scope
+    return {
+        "tier": scope.tier,
+        "user_ids": len(scope.user_ids),
+        "sample_users": scope.sample_users,
+        "sample_seed": scope.sample_seed,
+        "tables": list(config.tables),
+        "achievements": list(config.achievement_ids) if config.achievement_ids else "all",
+        "since": config.since,
+        "until": config.until,
+        "users_in_scope": users,
+    }
+
+
+def _plan(engine: sa.Engine, config: BackfillConfig, as_of: int, log: db.RetryLog) -> tuple[list[Shard], int]:
+    """The shards of a new run over its scope, and how many users they hold."""
+    rows_by_user = db.retrying(
+        lambda: db.count_rows_by_user(engine, config.tables), "count rows per user", config.retry, log, config.db_url
+    )
+    if config.scope.restricts_users:
+        activity = (
+            db.retrying(lambda: db.read_user_activity(engine), "read user activity", config.retry, log, config.db_url)
+            if config.scope.tier != "all"
+            else {}
+        )
+        rows_by_user = select_users(rows_by_user, config.scope, activity, as_of)
+    planned = plan_shards(rows_by_user, config.shard_rows, explicit_users=config.scope.restricts_users)
+    return planned, len(rows_by_user)
+
+
+def run_backfill(config: BackfillConfig) -> RunSummary:
+    """Run (or resume) the backfill described by `config` and return its summary.
+
+    Raises ConfigError (CatalogueMismatch, RunStateError) before any shard starts for a run that cannot
+    be right, and DatabaseUnavailable when a write keeps failing (the run can then be resumed). Bad
+    input inside the data (unknown beatmaps, bad maps, failed ratings) is counted in the summary, never
+    raised; a shard whose reads fail is marked failed (resume retries it) and the run goes on.
     """
     started = time.perf_counter()
     engine = db.connect(config.db_url)
-    check_config(config, engine)
-    summary = RunSummary(database=db.mask_url(config.db_url), engine={}, dry_run=not config.apply)
+    try:
+        return _run(config, engine, started)
+    finally:
+        engine.dispose()
+
+
+def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummary:
+    log = db.RetryLog()
+    record = None
+    if config.resume:
+        if not config.run_id:
+            raise ConfigError("--resume needs --run-id")
+        record = db.retrying(lambda: ledger.load_run(engine, config.run_id), "load run", config.retry, log, config.db_url)
+        if record is None or record.command != "run":
+            raise RunStateError(config.run_id, "no such backfill run in this database")
+        if record.status in ("finished", "rolled_back"):
+            raise RunStateError(config.run_id, f"cannot resume a {record.status.replace('_', ' ')} run")
+        config = replace(_resumed_config(config, record), apply=True)
+    present = check_config(config, engine)
+    catalogue = selected_catalogue(config.achievement_ids)
+    if "less_achievements" in present:
+        check_catalogue(engine, catalogue)
+    if record is not None and record.config.get("catalogue_version") != catalogue.version:
+        raise RunStateError(record.run_id, "the achievement catalogue changed since the run started")
+    run_id = ledger.check_run_id(config.run_id) if config.run_id else ledger.new_run_id()
+    if config.apply and not config.resume and ledger.load_run(engine, run_id) is not None:
+        raise RunStateError(run_id, "this run id is taken (resume it with --resume, or pick another)")
+    as_of = record.as_of if record is not None else (config.as_of or ledger.now())
+    read_stats = "user_stats" in present and any(a.family in STAT_FAMILIES for a in catalogue)
+
+    summary = RunSummary(database=db.mask_url(config.db_url), engine={}, dry_run=not config.apply, run_id=run_id,
+                         resumed=config.resume)
+    summary.stats_fallback = {"mode": "now" if config.stats_fallback else "report", "checked": read_stats,
+                              "candidates": 0, "users": 0, "by_achievement": {}, "granted": 0}
+    phase = time.perf_counter()
+    if config.apply:
+        ledger.ensure_tables(engine)
+    if not config.apply:
+        planned, users = _plan(engine, config, as_of, log)
+        pending = planned
+    elif config.resume:
+        progress = ledger.load_shards(engine, run_id)
+        planned = [p.shard for p in progress]
+        pending = [p.shard for p in progress if p.status != "done"]
+        users = record.config.get("users", 0)
+        summary.shards_done_before = len(planned) - len(pending)
+    else:
+        planned, users = _plan(engine, config, as_of, log)
+        pending = planned
+    summary.shards, summary.users = len(planned), users
+    summary.scope = _describe_scope(config, users)
+    summary.seconds["plan"] = time.perf_counter() - phase
+
+    with ledger.run_lock(engine, run_id) if config.apply else contextlib.nullcontext():
+        if config.apply and not config.resume:
+            stored = {**_stored_settings(config, catalogue.version), "users": users}
+            ledger.create_run(engine, ledger.RunRecord(run_id, "run", "running", ledger.now(), as_of, stored), planned)
+            pause_point("plan")
+        elif config.apply:
+            ledger.update_run(engine, run_id, status="running")
+        try:
+            _process(config, engine, run_id, as_of, pending, read_stats, summary, log)
+        except BaseException:
+            if config.apply:
+                _mark_failed(engine, run_id, summary)
+            raise
+        if config.apply:
+            totals = db.retrying(lambda: ledger.ledger_totals(engine, run_id), "read ledger totals", config.retry,
+                                 log, config.db_url)
+            summary.grants_written = sum(totals["insert"].values())
+            summary.status = "failed" if summary.shards_failed else "finished"
+        _finish_summary(summary, log, started)
+        if config.apply:
+            db.retrying(lambda: ledger.update_run(engine, run_id, status=summary.status, summary=summary.to_dict()),
+                        "store run summary", config.retry, log, config.db_url)
+    return summary
+
+
+def _mark_failed(engine: sa.Engine, run_id: str, summary: RunSummary) -> None:
+    summary.status = "failed"
+    try:
+        ledger.update_run(engine, run_id, status="failed")
+    except sa.exc.SQLAlchemyError:
+        pass  # the database is unreachable: the run stays "running" and can be resumed all the same
+
+
+def _process(
+    config: BackfillConfig,
+    engine: sa.Engine,
+    run_id: str,
+    as_of: int,
+    pending: list[Shard],
+    read_stats: bool,
+    summary: RunSummary,
+    log: db.RetryLog,
+) -> None:
+    """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`)."""
     by_family = Counter({family: 0 for family in FAMILIES})
     by_full_mode: Counter = Counter()
     stage: Counter = Counter()
+    skipped: Counter = Counter()
+    samples: dict[str, list[dict]] = {}
+    candidates: list[dict] = []
+    job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until, read_stats,
+                   config.retry, config.samples_per_reason)
 
+    def track(shard: Shard, **values) -> None:
+        if config.apply:
+            db.retrying(lambda: ledger.update_shard(engine, run_id, shard.index, **values),
+                        f"update progress of shard {shard.index}", config.retry, log, config.db_url)
+
+    rater_stats: list[dict] = []
+    write_seconds = 0.0
     phase = time.perf_counter()
-    shards = plan_shards(db.count_rows_by_user(engine, config.tables), config.shard_rows)
-    summary.shards = len(shards)
-    summary.seconds["plan"] = time.perf_counter() - phase
-
-    started_ray = _start_ray(config)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    workers = max(1, min(config.workers, cpus))
-    summary.workers = workers
-    raters = [RaterActor.remote(config.osu_location, config.engine) for _ in range(workers)]
-    sink = _FileSink(config.out) if config.out is not None else None
-    try:
-        phase = time.perf_counter()
-        write_seconds = 0.0
-        in_flight_limit = config.max_in_flight or 2 * workers
-        queue = list(shards)
-        running: list = []
-        with tqdm(total=len(shards), unit="shard", disable=not config.progress, desc="shards") as bar:
-            while queue or running:
-                while queue and len(running) < in_flight_limit:
-                    shard = queue.pop(0)
-                    running.append(
-                        process_shard.remote(config.db_url, shard, raters, config.tables, config.achievement_ids)
-                    )
-                done, running = ray.wait(running, num_returns=1)
-                outcome: ShardOutcome = ray.get(done[0])
-                for name, count in outcome.rows_read.items():
-                    summary.rows_read[name] = summary.rows_read.get(name, 0) + count
-                summary.eligible_scores += outcome.eligible
-                for reason, count in outcome.ineligible.items():
-                    summary.ineligible[reason] = summary.ineligible.get(reason, 0) + count
-                summary.scores_without_sr += outcome.without_sr
-                summary.already_held += outcome.already_held
-                by_family.update(outcome.by_family)
-                by_full_mode.update(outcome.by_full_mode)
-                stage.update(outcome.seconds)
-                write_started = time.perf_counter()
-                if outcome.grants.num_rows:
-                    if sink is not None:
-                        sink.write(outcome.grants)
+    if pending:
+        started_ray = _start_ray(config)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = max(1, min(config.workers, cpus))
+        summary.workers = workers
+        raters = [RaterActor.remote(config.osu_location, config.engine) for _ in range(workers)]
+        sink = _FileSink(config.out) if config.out is not None else None
+        try:
+            in_flight_limit = config.max_in_flight or 2 * workers
+            queue = list(pending)
+            running: dict = {}
+            with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
+                while queue or running:
+                    while queue and len(running) < in_flight_limit:
+                        shard = queue.pop(0)
+                        track(shard, status="running", stage="evaluating", started_at=ledger.now(), error=None,
+                              attempt=True)
+                        running[process_shard.remote(job, shard, raters)] = shard
+                    done, _ = ray.wait(list(running), num_returns=1)
+                    shard = running.pop(done[0])
+                    try:
+                        outcome: ShardOutcome = ray.get(done[0])
+                    except (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError) as exc:
+                        message = db.mask_text(f"{type(exc).__name__}: {exc}", config.db_url)[-2000:]
+                        summary.shards_failed += 1
+                        summary.database_errors["failed_shards"].append({"shard": shard.index, "error": message[-500:]})
+                        track(shard, status="failed", error=message)
+                        bar.update(1)
+                        continue
+                    _add_outcome(summary, outcome, by_family, by_full_mode, stage, skipped, samples)
+                    log.merge(outcome.retries)
+                    fallback = _stats_only_rows(outcome, as_of, candidates)
+                    write_started = time.perf_counter()
+                    rows = outcome.grants.to_pylist()
+                    if config.stats_fallback:
+                        rows += fallback
+                        summary.stats_fallback["granted"] += len(fallback)
+                    if rows and sink is not None:
+                        sink.write(pa.Table.from_pylist(rows, schema=GRANT_ARROW_SCHEMA))
                     if config.apply:
-                        summary.grants_written += db.write_grants(engine, outcome.grants, config.write_batch_rows)
-                write_seconds += time.perf_counter() - write_started
-                bar.update(1)
-        summary.seconds["shards"] = time.perf_counter() - phase - write_seconds
-        summary.seconds["write"] = write_seconds
-
-        rater_stats = ray.get([rater.stats.remote() for rater in raters])
-    finally:
-        if sink is not None:
-            sink.close()
-        for rater in raters:
-            ray.kill(rater)
-        if started_ray:
-            ray.shutdown()
-        engine.dispose()
+                        track(shard, stage="writing", rows_read=sum(outcome.rows_read.values()),
+                              eligible=outcome.eligible, grants=len(rows), skipped=sum(outcome.skipped.values()),
+                              db_retries=sum(outcome.retries.counts.values()))
+                        result = ledger.write_ledgered(
+                            engine, run_id, rows, source="score", shard=shard.index,
+                            batch_rows=config.write_batch_rows, retry=config.retry, log=log, url=config.db_url,
+                        )
+                        summary.already_present += result.present
+                        track(shard, status="done", stage="written", finished_at=ledger.now())
+                        pause_point("shard")
+                    write_seconds += time.perf_counter() - write_started
+                    bar.update(1)
+            rater_stats = ray.get([rater.stats.remote() for rater in raters])
+        finally:
+            if sink is not None:
+                sink.close()
+            for rater in raters:
+                ray.kill(rater)
+            if started_ray:
+                ray.shutdown()
+    summary.seconds["shards"] = time.perf_counter() - phase - write_seconds
+    summary.seconds["write"] = write_seconds
 
     summary.engine = rater_stats[0]["engine"] if rater_stats else {}
     summary.sr_keys = sum(stats["keys"] for stats in rater_stats)
@@ -228,13 +530,64 @@ def run_backfill(config: BackfillConfig) -> RunSummary:
         "by_family": {family: by_family[family] for family in FAMILIES},
         "by_full_mode": {str(mode): by_full_mode[mode] for mode in sorted(by_full_mode)},
     }
+    summary.skipped = {reason: skipped[reason] for reason in sorted(skipped)}
+    summary.skip_samples = [row for reason in sorted(samples) for row in samples[reason]]
+    _summarize_stats_only(summary, candidates)
     summary.out = str(config.out) if config.out is not None else None
     summary.seconds.update(
-        read=stage["read"],
-        prepare=stage["prepare"],
-        rate=sum(stats["seconds"] for stats in rater_stats),
+        read=stage["read"], prepare=stage["prepare"], rate=sum(stats["seconds"] for stats in rater_stats),
         evaluate=stage["evaluate"],
-        total=time.perf_counter() - started,
     )
+
+
+def _add_outcome(
+    summary: RunSummary, outcome: ShardOutcome, by_family: Counter, by_full_mode: Counter, stage: Counter,
+    skipped: Counter, samples: dict[str, list[dict]],
+) -> None:
+    for name, count in outcome.rows_read.items():
+        summary.rows_read[name] = summary.rows_read.get(name, 0) + count
+    summary.eligible_scores += outcome.eligible
+    for reason, count in outcome.ineligible.items():
+        summary.ineligible[reason] = summary.ineligible.get(reason, 0) + count
+    summary.scores_without_sr += outcome.without_sr
+    summary.already_held += outcome.already_held
+    by_family.update(outcome.by_family)
+    by_full_mode.update(outcome.by_full_mode)
+    stage.update(outcome.seconds)
+    skipped.update(outcome.skipped)
+    for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
+        kept = samples.setdefault(row["reason"], [])
+        if len(kept) < SKIP_SAMPLES_PER_REASON:
+            kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
+                         "user_id": row["user_id"], "beatmap_md5": row["beatmap_md5"]})
+
+
+def _stats_only_rows(outcome: ShardOutcome, as_of: int, candidates: list[dict]) -> list[dict]:
+    """Collect a shard's stats-only candidates; return them as grants dated `as_of` (the run's time)."""
+    if outcome.stats_only is None or outcome.stats_only.num_rows == 0:
+        return []
+    rows = outcome.stats_only.to_pylist()
+    candidates.extend(rows)
+    return [
+        {"user_id": r["user_id"], "achievement_id": r["achievement_id"], "mode": r["mode"], "created_at": as_of,
+         "score_id": None, "sr": None, "playcount": r["playcount"], "total_hits": r["total_hits"],
+         "source": "stats_now"}
+        for r in rows
+    ]
+
+
+def _summarize_stats_only(summary: RunSummary, candidates: list[dict]) -> None:
+    by_achievement = Counter(r["achievement_id"] for r in candidates)
+    summary.stats_fallback.update(
+        candidates=len(candidates),
+        users=len({r["user_id"] for r in candidates}),
+        by_achievement={str(a): by_achievement[a] for a in sorted(by_achievement)},
+    )
+    summary.stats_only_rows = sorted(candidates, key=lambda r: (r["achievement_id"], r["mode"], r["user_id"]))
+
+
+def _finish_summary(summary: RunSummary, log: db.RetryLog, started: float) -> None:
+    summary.database_errors["retries"] = {str(code): n for code, n in sorted(log.counts.items())}
+    summary.database_errors["samples"] = list(log.samples)
+    summary.seconds["total"] = time.perf_counter() - started
     summary.seconds = {name: round(value, 3) for name, value in summary.seconds.items()}
-    return summary

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import json
+import calendar
 import os
 import sys
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
+from cluster.db import RetryPolicy
+from cluster.ledger import check_run_id, new_run_id
 from cluster.pipeline import BackfillConfig, run_backfill
-from jobs.report import format_summary
+from cluster.schema import SCORE_TABLES
+from cluster.scope import TIERS, Scope, achievement_ids_for
+from conditions.catalogue import load_catalogue
+from jobs.report import format_summary, report_paths, write_run_report
 from sr.engine import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
+REPORTS_ENV = "SR_BACKFILL_REPORTS"
+
+
+def report_dir() -> Path:
+    """Where reports go by default: $SR_BACKFILL_REPORTS, else ./srb-reports."""
+    return Path(os.environ.get(REPORTS_ENV) or "srb-reports")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,21 +35,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(DB_ENV),
         help=f"SQLAlchemy URL, e.g. mysql+pymysql://user:pass@host/db or sqlite:///file.db (default: ${DB_ENV})",
     )
-    parser.add_argument("--osu-dir", required=True, help="directory (or pyarrow.fs URI) of {beatmap_id}.osu files")
-    parser.add_argument("--apply", action="store_true", help="insert the grants (default: dry run, database untouched)")
+    parser.add_argument("--osu-dir", help="directory (or pyarrow.fs URI) of {beatmap_id}.osu files "
+                        "(required, except on --resume: the run's own)")
+    parser.add_argument("--apply", action="store_true", help="insert the grants, recorded in the run's ledger "
+                        "(default: dry run, database untouched)")
     parser.add_argument("--out", type=Path, help="write the grants to this .parquet or .csv file")
-    parser.add_argument("--report", type=Path, help="write the summary as JSON to this file")
+    parser.add_argument("--report", type=Path, help="write the summary as JSON to this file; the error samples "
+                        "go next to it (NAME.errors.csv, NAME.stats-only.csv) (default: srb-reports/RUN_ID.json, or "
+                        "under $SR_BACKFILL_REPORTS)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rater processes (default: CPUs)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="target score rows per shard")
+    parser.add_argument("--batch-rows", type=int, default=1000, help="rows per write transaction (default 1000)")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default: {DEFAULT_ENGINE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    run = parser.add_argument_group("run id, checkpoint and resume")
+    run.add_argument("--run-id", help="name the run (letters, digits, . _ -; default: a fresh id, printed)")
+    run.add_argument("--resume", action="store_true", help="continue run --run-id with its stored plan, "
+                     "skipping finished shards")
+
+    scope = parser.add_argument_group("scope (typed filters; combined with AND)")
+    scope.add_argument("--tier", choices=TIERS, default="all", help="users by users.latest_activity: active "
+                       "(30 days), recent (365 days, not active), inactive (older), all (default)")
+    scope.add_argument("--user-id", type=int, action="append", default=[], metavar="ID", help="only this user (repeatable)")
+    scope.add_argument("--user-ids-file", type=Path, help="only the users listed in this file (one id per line, # comments)")
+    scope.add_argument("--sample-users", type=int, metavar="N", help="a reproducible random sample of N users")
+    scope.add_argument("--sample-seed", type=int, default=0, help="seed of --sample-users (default 0)")
+    scope.add_argument("--tables", default=",".join(SCORE_TABLES), help="score tables, comma-separated "
+                       f"(default: {','.join(SCORE_TABLES)})")
+    scope.add_argument("--achievements", default="all", help="sr, stat, mod, combo, all, or ids; comma-separated")
+    scope.add_argument("--since", type=parse_time, help="only scores at or after this time may grant "
+                       "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS UTC, or unix seconds)")
+    scope.add_argument("--until", type=parse_time, help="only scores before this time may grant (same formats)")
+    scope.add_argument("--stats-fallback", choices=("report", "now"), default="report", help="play-count/hit "
+                       "achievements only the current user_stats reach: report them (default) or grant them "
+                       "dated now")
+
+    faults = parser.add_argument_group("database faults")
+    faults.add_argument("--db-retries", type=int, default=6, help="tries per database operation (default 6)")
+    faults.add_argument("--db-retry-wait", type=float, default=0.5, help="seconds before the first retry; "
+                        "doubles each time (default 0.5)")
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds from "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS]" (UTC) or an integer.
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    if text.strip().lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date, time or unix seconds: {text!r}") from None
+    return calendar.timegm(moment.timetuple())
+
+
+def read_user_ids(path: Path) -> tuple[int, ...]:
+    """User ids from a file: one per line; blank lines and `#` comments ignored.
+
+    Raises SystemExit naming the first bad line.
+    """
+    ids = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise SystemExit(f"sr-backfill run: {path}:{number}: not a user id: {text!r}")
+        ids.append(int(text))
+    if not ids:
+        raise SystemExit(f"sr-backfill run: {path} lists no user ids")
+    return tuple(ids)
+
 
 def config_from(args: argparse.Namespace) -> BackfillConfig:
-    """A BackfillConfig from parsed `run` arguments. Exits with a usage error if --db is missing."""
+    """A BackfillConfig from parsed `run` arguments. Exits with a usage error for a missing --db or
+    --osu-dir, an unknown table or --achievements word, or a bad --user-ids-file."""
     if not args.db:
         raise SystemExit(f"sr-backfill run: --db is required (or set ${DB_ENV})")
+    if not args.osu_dir and not args.resume:
+        raise SystemExit("sr-backfill run: --osu-dir is required")
+    if args.resume and not args.run_id:
+        raise SystemExit("sr-backfill run: --resume needs --run-id")
+    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    unknown = [t for t in tables if t not in SCORE_TABLES]
+    if unknown or not tables:
+        raise SystemExit(f"sr-backfill run: --tables takes {', '.join(SCORE_TABLES)}; got {args.tables!r}")
+    try:
+        achievement_ids = achievement_ids_for(args.achievements, load_catalogue())
+        user_ids = tuple(args.user_id) + (read_user_ids(args.user_ids_file) if args.user_ids_file else ())
+        scope = Scope(args.tier, user_ids, args.sample_users, args.sample_seed)
+    except ValueError as exc:
+        raise SystemExit(f"sr-backfill run: {exc}") from None
+    if args.user_ids_file and not scope.user_ids:
+        raise SystemExit(f"sr-backfill run: {args.user_ids_file} lists no user ids")
     return BackfillConfig(
         db_url=args.db,
         osu_location=args.osu_dir,
@@ -47,17 +141,35 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         ray_address=args.ray_address,
         engine=args.engine,
         progress=not args.no_progress,
+        write_batch_rows=args.batch_rows,
+        run_id=args.run_id,
+        resume=args.resume,
+        scope=scope,
+        tables=tables,
+        achievement_ids=achievement_ids,
+        since=args.since,
+        until=args.until,
+        stats_fallback=args.stats_fallback == "now",
+        retry=RetryPolicy(attempts=max(1, args.db_retries), base_seconds=args.db_retry_wait),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the backfill, print the summary, write --report. Returns the exit code."""
-    summary = run_backfill(config_from(args)).to_dict()
-    print(format_summary(summary))
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(summary, indent=2) + "\n")
-    return 0
+    """Run the backfill, print the summary, write the report (JSON + CSVs). Returns the exit code:
+    0, or 1 when some shard failed (resume the run to retry them)."""
+    config = config_from(args)
+    if config.run_id is None:
+        config = replace(config, run_id=new_run_id())
+    check_run_id(config.run_id)
+    print(f"run id: {config.run_id}" + (" (resuming)" if config.resume else "") + ("" if config.apply or config.resume
+          else " (dry run)"), flush=True)
+    summary = run_backfill(config)
+    report = args.report if args.report else report_dir() / f"{summary.run_id}.json"
+    write_run_report(summary.to_dict(), summary.stats_only_rows, report)
+    print(format_summary(summary.to_dict()))
+    paths = report_paths(report)
+    print(f"  report              {paths['json']} (samples: {paths['errors']}, {paths['stats_only']})")
+    return 1 if summary.shards_failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,17 @@
-"""The `sr-backfill` command: `run` (the backfill) and `demo`."""
+"""The `sr-backfill` command: `run` (the backfill), `demo`, `rollback`, `verify`, `consolidate-mode7` and more."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+import sqlalchemy as sa
+
+from cluster.db import mask_text
+from cluster.errors import ClusterError
 from cluster.pipeline import ConfigError
 from conditions.errors import ConditionError
-from jobs import backfill, demo, rate
+from jobs import backfill, compare, consolidation, demo, rate, rollback, synth, verify
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,18 +20,30 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_arguments(commands.add_parser("run", help="evaluate achievements and write the grants"))
     demo.add_arguments(commands.add_parser("demo", help="build a SQLite demo database from the shipped maps and run"))
     rate.add_arguments(commands.add_parser("rate", help="star ratings for a CSV of .osu paths, modes and mods"))
+    compare.add_arguments(commands.add_parser("compare", help="compare local star ratings with the performance service on a sample"))
+    rollback.add_arguments(commands.add_parser("rollback", help="undo exactly what a recorded run inserted (preview by default)"))
+    verify.add_arguments(commands.add_parser("verify", help="check the grants and the ledger; zero-achievement users and rarity"))
+    consolidation.add_arguments(commands.add_parser("consolidate-mode7", help="copy legacy mode 7 rows to mode 8 (preview by default)"))
+    synth.add_arguments(commands.add_parser("synth", help="build a production-shaped synthetic database and .osu directory"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code (2 for a run that cannot start)."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": backfill.run, "demo": demo.run, "rate": rate.run}
+    handlers = {"run": backfill.run, "demo": demo.run, "rate": rate.run, "compare": compare.run,
+                "rollback": rollback.run, "verify": verify.run, "consolidate-mode7": consolidation.run,
+                "synth": synth.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, ConditionError) as exc:
-        print(f"sr-backfill {args.command}: {exc}", file=sys.stderr)
+        print(f"sr-backfill {args.command}: {mask_text(str(exc), getattr(args, 'db', None))}", file=sys.stderr)
         return 2
+    except (ClusterError, sa.exc.SQLAlchemyError) as exc:  # the database failed: never print its URL
+        detail = str(getattr(exc, "orig", None) or exc)
+        print(f"sr-backfill {args.command}: {type(exc).__name__}: {mask_text(detail, getattr(args, 'db', None))}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,13 +18,27 @@ MAPS_EXTRA = DATA / "maps-extra"
 MARIADB_SERVER_URL = os.environ.get("SRB_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def report_directory(tmp_path_factory):
+    """Reports of runs started without --report go to a temporary directory, not into the repository."""
+    path = tmp_path_factory.mktemp("srb-reports")
+    previous = os.environ.get("SR_BACKFILL_REPORTS")
+    os.environ["SR_BACKFILL_REPORTS"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SR_BACKFILL_REPORTS", None)
+    else:
+        os.environ["SR_BACKFILL_REPORTS"] = previous
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """Start local Ray once per test session (2 CPUs) and shut it down at the end."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": a new instance even when another Ray cluster runs on this machine
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -1,0 +1,82 @@
+# ClusterError                     a run, rollback, verify or consolidation cannot go on
+#   ConfigError                    the run cannot start: raised before any shard starts or any row is written
+#     CatalogueMismatch            less_achievements lacks a catalogue id or names it with another `file`
+#     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
+#   DatabaseUnavailable            a retryable database error (lost connection, deadlock, lock wait) outlived its retries
+#   ConsolidationNotVerified       a mode 7 row has no mode 8 counterpart after the copy: nothing was deleted
+"""Errors of the cluster layer (database I/O, runs, ledger, shards).
+
+Every message is safe to print: database URLs in it are masked (`cluster.db.mask_url`), never raw.
+Database driver errors are translated at the boundary with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+
+class ClusterError(Exception):
+    """Base of the cluster layer's errors."""
+
+
+class ConfigError(ClusterError):
+    """The run cannot start: a missing table, a bad output path, an unknown engine or achievement id,
+    a bad scope. Raised before any shard starts."""
+
+
+class CatalogueMismatch(ConfigError):
+    """`less_achievements` does not hold a catalogue achievement the run may grant, or holds it under
+    another `file` (the live server matches conditions to rows by `file`).
+
+    `missing` are the ids absent from the table; `differing` maps id -> (catalogue file, table file).
+    """
+
+    def __init__(self, missing: tuple[int, ...], differing: dict[int, tuple[str, str]]) -> None:
+        self.missing = missing
+        self.differing = differing
+        parts = []
+        if missing:
+            parts.append(f"missing from less_achievements: ids {list(missing)}")
+        if differing:
+            shown = ", ".join(f"{i} (catalogue {c!r}, table {t!r})" for i, (c, t) in sorted(differing.items()))
+            parts.append(f"different `file`: {shown}")
+        ids = sorted(set(missing) | set(differing))
+        super().__init__(f"catalogue check failed for ids {ids}: " + "; ".join(parts))
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """Every differing id, ascending."""
+        return tuple(sorted(set(self.missing) | set(self.differing)))
+
+
+class RunStateError(ConfigError):
+    """A run id cannot be used for this command: unknown (resume, rollback), already taken (a new run),
+    finished or rolled back (resume), or held by another process. `run_id` names it."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: {detail}")
+
+
+class DatabaseUnavailable(ClusterError):
+    """A database operation kept failing with a retryable error (MySQL 2003, 2006, 2013, 1205, 1213 or a
+    dropped connection) until its retries ran out. `code` is the last MySQL error code (None if the
+    driver gave none), `attempts` the tries made, `operation` what was being done."""
+
+    def __init__(self, operation: str, code: int | None, attempts: int, detail: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.attempts = attempts
+        super().__init__(f"{operation}: database error {code} after {attempts} attempts: {detail}")
+
+
+class ConsolidationNotVerified(ClusterError):
+    """After copying mode 7 rows to mode 8, some backed-up mode 7 row has no mode 8 row for the same
+    (user, achievement): `--delete-mode7` deleted nothing. `unverified` holds up to 20 of those
+    (user_id, achievement_id) pairs; `count` all of them."""
+
+    def __init__(self, count: int, unverified: tuple[tuple[int, int], ...]) -> None:
+        self.count = count
+        self.unverified = unverified
+        super().__init__(
+            f"{count} mode 7 row(s) have no mode 8 counterpart (e.g. user, achievement {list(unverified[:5])}): "
+            "mode 7 rows not deleted"
+        )
