@@ -25,6 +25,8 @@ Times are unix seconds (UTC). Nothing here updates or deletes a users_achievemen
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import re
 import secrets
@@ -329,6 +331,13 @@ def update_shard(engine: sa.Engine, run_id: str, index: int, *, attempt: bool = 
         conn.execute(sa.update(shards).where((shards.c.run_id == run_id) & (shards.c.shard == index)).values(**values))
 
 
+def run_lock_name(engine: sa.Engine, run_id: str) -> str:
+    """The server-wide name of a run's lock: MySQL lock names are global to the server, so the database
+    is part of it (hashed: lock names are at most 64 characters)."""
+    digest = hashlib.sha1(f"{engine.url.database}\0{run_id}".encode()).hexdigest()
+    return f"srb:{digest}"
+
+
 @contextmanager
 def run_lock(engine: sa.Engine, run_id: str) -> Iterator[None]:
     """Hold the run's lock while the block runs, so that no two processes work on one run.
@@ -342,13 +351,13 @@ def run_lock(engine: sa.Engine, run_id: str) -> Iterator[None]:
         return
     conn = engine.connect()
     try:
-        got = conn.execute(sa.select(sa.func.get_lock(f"srb:{run_id}", 0))).scalar()
+        got = conn.execute(sa.select(sa.func.get_lock(run_lock_name(engine, run_id), 0))).scalar()
         if got != 1:
             raise RunStateError(run_id, "another process is working on this run")
         yield
     finally:
         try:
-            conn.execute(sa.select(sa.func.release_lock(f"srb:{run_id}")))
+            conn.execute(sa.select(sa.func.release_lock(run_lock_name(engine, run_id))))
         except sa.exc.DBAPIError:
             pass  # the connection is gone, and the lock with it
         conn.close()
@@ -359,7 +368,7 @@ def run_in_use(engine: sa.Engine, run_id: str) -> bool:
     if engine.dialect.name not in ("mysql", "mariadb"):
         return False
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.is_used_lock(f"srb:{run_id}"))).scalar() is not None
+        return conn.execute(sa.select(sa.func.is_used_lock(run_lock_name(engine, run_id)))).scalar() is not None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
 from cluster.shards import Shard, plan_shards
-from cluster.workers import RaterActor, ShardJob, ShardOutcome, process_shard
+from cluster.workers import RaterActor, RaterSettings, ShardJob, ShardOutcome, process_shard
 from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
 from sr.engine import DEFAULT_ENGINE, engine_named
@@ -79,6 +79,9 @@ class BackfillConfig:
                    None: when the run starts (a resume keeps the stored one).
     retry:         retry policy of database operations.
     samples_per_reason: sample score ids kept per skip reason and shard (the summary keeps 20 per reason).
+    sr_cache:      the persistent SR cache (local path or pyarrow.fs URI; sr.cache), None for none.
+    fetch_missing: URL template to download missing or stale .osu files (sr.fetch), None for none;
+                   fetch_rate: downloads per second per rater.
     """
 
     db_url: str
@@ -103,6 +106,9 @@ class BackfillConfig:
     as_of: int | None = None
     retry: db.RetryPolicy = db.DEFAULT_RETRY
     samples_per_reason: int = 5
+    sr_cache: str | None = None
+    fetch_missing: str | None = None
+    fetch_rate: float = 2.0
 
 
 @dataclass(slots=True)
@@ -141,6 +147,8 @@ class RunSummary:
     scores_without_sr: int = 0
     sr_keys: int = 0
     sr_calculations: int = 0
+    sr_cache_hits: int = 0
+    beatmaps_downloaded: int = 0
     sr_errors: dict = field(default_factory=lambda: {reason: 0 for reason in REASONS})
     skipped: dict = field(default_factory=dict)
     skip_samples: list = field(default_factory=list)
@@ -446,7 +454,8 @@ def _process(
     samples: dict[str, list[dict]] = {}
     candidates: list[dict] = []
     job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until, read_stats,
-                   config.retry, config.samples_per_reason)
+                   config.retry, config.samples_per_reason, config.engine)
+    settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
 
     def track(shard: Shard, **values) -> None:
         if config.apply:
@@ -461,7 +470,7 @@ def _process(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(config.workers, cpus))
         summary.workers = workers
-        raters = [RaterActor.remote(config.osu_location, config.engine) for _ in range(workers)]
+        raters = [RaterActor.remote(settings, index, workers) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
         try:
             in_flight_limit = config.max_in_flight or 2 * workers
@@ -508,6 +517,7 @@ def _process(
                         pause_point("shard")
                     write_seconds += time.perf_counter() - write_started
                     bar.update(1)
+            ray.get([rater.flush.remote() for rater in raters])
             rater_stats = ray.get([rater.stats.remote() for rater in raters])
         finally:
             if sink is not None:
@@ -522,6 +532,8 @@ def _process(
     summary.engine = rater_stats[0]["engine"] if rater_stats else {}
     summary.sr_keys = sum(stats["keys"] for stats in rater_stats)
     summary.sr_calculations = sum(stats["calculations"] for stats in rater_stats)
+    summary.sr_cache_hits = sum(stats["cache_hits"] for stats in rater_stats)
+    summary.beatmaps_downloaded = sum(stats["downloads"] for stats in rater_stats)
     for stats in rater_stats:
         for reason, count in stats["errors"].items():
             summary.sr_errors[reason] = summary.sr_errors.get(reason, 0) + count

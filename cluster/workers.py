@@ -1,8 +1,9 @@
 """Ray workers: SR rater actors and the per-shard task (read, prepare, rate, evaluate).
 
 rosu-pp holds the GIL, so ratings run in separate processes: one `RaterActor` per worker. Every key
-of a beatmap is routed to the same actor (by its md5), and an actor remembers what it rated, so each
-unique (beatmap_md5, mode_vn, mods) key is computed exactly once in a run however many shards ask.
+of a beatmap is routed to the same actor (by its md5), so a map is parsed by one worker for all its
+keys, and an actor remembers what it rated (and what the persistent SR cache holds), so each unique
+(beatmap_md5, mode_vn, narrowed mods) key is computed at most once in a run however many shards ask.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from cluster import db
 from cluster.shards import Shard
 from conditions.catalogue import load_catalogue
 from conditions.evaluate import evaluate, prepare_scores, sr_keys, stats_only
-from sr.engine import engine_named
+from sr.cache import SRCache
+from sr.engine import DEFAULT_ENGINE, engine_named
+from sr.fetch import BeatmapFetcher
 from sr.keys import SR_KEY_SCHEMA, SR_RESULT_SCHEMA
 from sr.rate import rate_keys
 from sr.store import OsuStore
@@ -32,30 +35,66 @@ def route(n_raters: int) -> pl.Expr:
     return (prefix.fill_null(0) % n_raters).cast(pl.Int64)
 
 
-@ray.remote(num_cpus=1)
-class RaterActor:
-    """Rates SR keys against an .osu store with a named engine, once per key per run.
+FLUSH_ROWS = 50_000  # new ratings a rater holds before adding them to the SR cache
 
-    `rate(keys)` takes an Arrow table in sr.keys.SR_KEY_SCHEMA and returns SR_RESULT_SCHEMA rows for
-    exactly those keys; `stats()` reports what the actor did.
+
+@dataclass(frozen=True, slots=True)
+class RaterSettings:
+    """How every rater of a run rates.
+
+    osu_location:   the .osu store (local path or pyarrow.fs URI).
+    engine:         SR engine name (sr.engine.engine_named).
+    cache_location: the persistent SR cache (sr.cache.SRCache; local path or URI), None for none.
+    fetch_template: URL template for --fetch-missing (sr.fetch.BeatmapFetcher), None for none.
+    fetch_rate:     downloads per second per rater.
     """
 
-    def __init__(self, osu_location: str, engine_name: str) -> None:
-        self.store = OsuStore(osu_location)
-        self.engine = engine_named(engine_name)
+    osu_location: str
+    engine: str
+    cache_location: str | None = None
+    fetch_template: str | None = None
+    fetch_rate: float = 2.0
+
+
+@ray.remote(num_cpus=1)
+class RaterActor:
+    """Rates the SR keys routed to it (rater `index` of `count`), once per key.
+
+    Keys already in the persistent SR cache for this engine version are not rated again; new results
+    are added to the cache by `flush()`. `rate(keys)` takes an Arrow table in sr.keys.SR_KEY_SCHEMA
+    (mods: the engine's narrowed key mods) and returns SR_RESULT_SCHEMA rows for exactly those keys;
+    `stats()` reports what the actor did.
+    """
+
+    def __init__(self, settings: RaterSettings, index: int = 0, count: int = 1) -> None:
+        fetcher = BeatmapFetcher(settings.fetch_template, rate=settings.fetch_rate) if settings.fetch_template else None
+        self.store = OsuStore(settings.osu_location, fetcher)
+        self.engine = engine_named(settings.engine)
+        self.engine.warmup()
         self.known: dict[tuple[str, int, int], tuple] = {}
-        self.errors: Counter = Counter()
+        self.cache = None
+        if settings.cache_location:
+            self.cache = SRCache(settings.cache_location, self.engine.name, self.engine.version)
+            cached = pl.from_arrow(self.cache.load()).filter(route(count) == index)
+            for row in cached.iter_rows():
+                self.known[(row[0], row[1], row[2])] = (row[3], row[4], row[5])
+        self.cached_keys = set(self.known)
+        self.requested: set[tuple[str, int, int]] = set()
+        self.unflushed: list[pa.Table] = []
         self.calculations = 0
         self.seconds = 0.0
 
     def rate(self, keys: pa.Table) -> pa.Table:
         started = time.perf_counter()
         requested = list(zip(*(keys.column(name).to_pylist() for name in ("beatmap_md5", "mode_vn", "mods"))))
+        self.requested.update(requested)
         unknown = [i for i, key in enumerate(requested) if key not in self.known]
         if unknown:
             batch = rate_keys(keys.take(unknown), self.store, self.engine)
-            self.errors.update(batch.errors)
             self.calculations += batch.calculations
+            self.unflushed.append(batch.table)
+            if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:
+                self.flush()
             for row in batch.table.to_pylist():
                 self.known[(row["beatmap_md5"], row["mode_vn"], row["mods"])] = (
                     row["sr_raw"],
@@ -74,11 +113,25 @@ class RaterActor:
         self.seconds += time.perf_counter() - started
         return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SR_RESULT_SCHEMA)], schema=SR_RESULT_SCHEMA)
 
+    def flush(self) -> int:
+        """Add the results rated since the last flush to the SR cache. Returns the rows kept."""
+        if self.cache is None or not self.unflushed:
+            self.unflushed = []
+            return 0
+        kept = self.cache.write(pa.concat_tables(self.unflushed))
+        self.unflushed = []
+        return kept
+
     def stats(self) -> dict:
+        """keys: unique keys asked for this run; calculations: ratings computed now; cache_hits: keys
+        served from the SR cache; errors: asked keys without a rating, by reason (cached ones too)."""
+        errors = Counter(self.known[key][2] for key in self.requested if self.known[key][2])
         return {
-            "keys": len(self.known),
+            "keys": len(self.requested),
             "calculations": self.calculations,
-            "errors": dict(self.errors),
+            "cache_hits": len(self.requested & self.cached_keys),
+            "downloads": self.store.saved,
+            "errors": dict(errors),
             "seconds": self.seconds,
             "engine": {"name": self.engine.name, "version": self.engine.version},
         }
@@ -95,6 +148,7 @@ class ShardJob:
     read_stats:         also read user_stats and return the stats-only candidates.
     retry:              retry policy of the shard's reads.
     samples_per_reason: sample score ids kept per skip reason.
+    engine:             the SR engine's name, for narrowing the SR keys.
     """
 
     db_url: str
@@ -105,6 +159,7 @@ class ShardJob:
     read_stats: bool = False
     retry: db.RetryPolicy = db.DEFAULT_RETRY
     samples_per_reason: int = 5
+    engine: str = DEFAULT_ENGINE
 
 
 @dataclass(slots=True)
@@ -131,6 +186,25 @@ class ShardOutcome:
     skip_samples: pa.Table | None = None
     stats_only: pa.Table | None = None
     retries: db.RetryLog = field(default_factory=db.RetryLog)
+
+
+@cache
+def _engine(name: str):
+    return engine_named(name)
+
+
+def narrow_sr_keys(prepared: pl.DataFrame, engine_name: str) -> pl.DataFrame:
+    """Set each score's `sr_mods` to the mods that can change its rating on the engine (sr.mods), so
+    scores differing only in other mods share one SR key. A small mapping of the shard's distinct
+    (mode_vn, mods) pairs, joined back."""
+    engine = _engine(engine_name)
+    pairs = prepared.select("mode_vn", "mods").unique().drop_nulls()
+    mapping = pairs.with_columns(
+        sr_mods=pl.Series(
+            [engine.key_mods(mode_vn, mods) for mode_vn, mods in pairs.iter_rows()], dtype=pl.Int64
+        )
+    )
+    return prepared.drop("sr_mods").join(mapping, on=["mode_vn", "mods"], how="left", maintain_order="left")
 
 
 @cache
@@ -175,7 +249,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list) -> ShardOutcome:
     seconds["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    prepared = prepare_scores(pl.from_arrow(scores), job.since, job.until)
+    prepared = narrow_sr_keys(prepare_scores(pl.from_arrow(scores), job.since, job.until), job.engine)
     keys = sr_keys(prepared)
     seconds["prepare"] = time.perf_counter() - started
 

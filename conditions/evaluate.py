@@ -120,7 +120,8 @@ def prepare_scores(scores: pl.DataFrame, since: int | None = None, until: int | 
     id) with: full_mode Int64 (null for a row whose play_mode its table cannot hold), mode_vn Int64,
     playcount Int64, total_hits Int64 (running totals in the full mode, this row included), passed
     Boolean, ineligible String (null when eligible, else one of INELIGIBLE_REASONS, first match in
-    that order) and eligible Boolean.
+    that order), eligible Boolean, and sr_mods Int64: the mods of the score's SR key, the full mods
+    here; a caller that knows which mods change its engine's rating narrows them (cluster.workers).
 
     `since` / `until` (unix seconds, inclusive / exclusive) restrict which scores may earn a grant:
     a score outside [since, until) that would otherwise be eligible is "outside_window". Every row
@@ -150,7 +151,7 @@ def prepare_scores(scores: pl.DataFrame, since: int | None = None, until: int | 
             .otherwise(None)
         ),
     )
-    return frame.with_columns(eligible=pl.col("ineligible").is_null())
+    return frame.with_columns(eligible=pl.col("ineligible").is_null(), sr_mods=pl.col("mods"))
 
 
 def _outside(since: int | None, until: int | None) -> pl.Expr:
@@ -165,12 +166,12 @@ def _outside(since: int | None, until: int | None) -> pl.Expr:
 def sr_keys(prepared: pl.DataFrame) -> pl.DataFrame:
     """The unique SR keys of the eligible scores of a prepared shard.
 
-    Returns columns beatmap_md5 String, beatmap_id Int64, mode_vn Int64, mods Int64 (full mods),
-    one row per (beatmap_md5, mode_vn, mods), sorted.
+    Returns columns beatmap_md5 String, beatmap_id Int64, mode_vn Int64, mods Int64 (the key's mods:
+    the prepared `sr_mods`), one row per (beatmap_md5, mode_vn, mods), sorted.
     """
     return (
         prepared.filter(pl.col("eligible"))
-        .select("beatmap_md5", "beatmap_id", "mode_vn", "mods")
+        .select("beatmap_md5", "beatmap_id", "mode_vn", pl.col("sr_mods").alias("mods"))
         .unique(["beatmap_md5", "mode_vn", "mods"])
         .sort(["beatmap_md5", "mode_vn", "mods"])
     )
@@ -212,8 +213,9 @@ def evaluate(
     """Evaluate every catalogue condition on the eligible scores of a prepared shard, in one pass.
 
     prepared: the output of `prepare_scores`.
-    ratings:  RATING_SCHEMA (sr in stars, 2 dp, null when unknown), optionally with `skip_reason`;
-              keys missing from it count as unknown ("unrated").
+    ratings:  RATING_SCHEMA (sr in stars, 2 dp, null when unknown; `mods` are the key's mods, matched
+              to the prepared `sr_mods`), optionally with `skip_reason`; keys missing from it count
+              as unknown ("unrated").
     held:     HELD_SCHEMA, the users_achievements rows of the shard's users (mode 7 counts as 8).
     Returns an Evaluation whose grants carry each (user, achievement, full mode)'s earliest unlock.
     """
@@ -221,7 +223,12 @@ def evaluate(
     rating_columns = {**RATING_SCHEMA, **({"skip_reason": pl.String} if "skip_reason" in ratings.columns else {})}
     rows = (
         prepared.filter(pl.col("eligible"))
-        .join(ratings.select(list(rating_columns)).cast(rating_columns), on=["beatmap_md5", "mode_vn", "mods"], how="left")
+        .join(
+            ratings.select(list(rating_columns)).cast(rating_columns),
+            left_on=["beatmap_md5", "mode_vn", "sr_mods"],
+            right_on=["beatmap_md5", "mode_vn", "mods"],
+            how="left",
+        )
         .sort(["userid", "full_mode", "time", "id"])
     )
     without_sr = rows.get_column("sr").null_count()

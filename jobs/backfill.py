@@ -20,6 +20,7 @@ from jobs.report import format_summary, report_paths, write_run_report
 from sr.engine import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
+CACHE_ENV = "SR_BACKFILL_CACHE"
 REPORTS_ENV = "SR_BACKFILL_REPORTS"
 
 
@@ -49,6 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default: {DEFAULT_ENGINE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    store = parser.add_argument_group("star ratings: cache and missing maps")
+    store.add_argument("--sr-cache", default=os.environ.get(CACHE_ENV, "srb-cache"),
+                       help=f"persistent SR cache, a directory or pyarrow.fs URI shared by every node (default: "
+                       f"${CACHE_ENV}, else ./srb-cache)")
+    store.add_argument("--no-sr-cache", action="store_true", help="rate every key again, keep nothing")
+    store.add_argument("--fetch-missing", metavar="URL_TEMPLATE",
+                       help="download a missing or stale .osu into the store, e.g. "
+                       "https://beatmaps.example/osu-files/{beatmap_id}; kept only if its md5 is the score's")
+    store.add_argument("--fetch-rate", type=float, default=2.0, help="downloads per second per worker (default 2)")
 
     run = parser.add_argument_group("run id, checkpoint and resume")
     run.add_argument("--run-id", help="name the run (letters, digits, . _ -; default: a fresh id, printed)")
@@ -151,6 +162,9 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         until=args.until,
         stats_fallback=args.stats_fallback == "now",
         retry=RetryPolicy(attempts=max(1, args.db_retries), base_seconds=args.db_retry_wait),
+        sr_cache=None if args.no_sr_cache else args.sr_cache,
+        fetch_missing=args.fetch_missing,
+        fetch_rate=args.fetch_rate,
     )
 
 

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     backfill.add_arguments(parser)
     run_args = parser.parse_args(
         ["--db", db_url, "--osu-dir", str(osu_dir), "--apply", "--report", str(args.dir / "report.json")]
-        + ["--workers", str(args.workers), "--shard-rows", "5000"]
+        + ["--workers", str(args.workers), "--shard-rows", "5000", "--sr-cache", str(args.dir / "srb-cache")]
         + (["--no-progress"] if args.no_progress else [])
     )
     return backfill.run(run_args)

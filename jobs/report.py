@@ -48,7 +48,7 @@ def format_summary(summary: dict) -> str:
         f"  eligible scores     {summary['eligible_scores']:,}",
         "  not eligible        " + ", ".join(f"{reason} {count:,}" for reason, count in summary["ineligible"].items()),
         f"  unique SR keys      {summary['sr_keys']:,}",
-        f"  SR calculations     {summary['sr_calculations']:,}",
+        f"  SR calculations     {summary['sr_calculations']:,} (SR cache hits {summary.get('sr_cache_hits', 0):,}; .osu downloaded {summary.get('beatmaps_downloaded', 0):,})",
         "  SR errors (keys)    " + ", ".join(f"{reason} {count:,}" for reason, count in summary["sr_errors"].items()),
         f"  scores without SR   {summary['scores_without_sr']:,}",
         "  skipped (scores)    "

@@ -11,6 +11,7 @@ rows/s per table.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -74,12 +75,14 @@ def summary(build: ScaleBuild) -> str:
                  + f"; unranked {build.unranked_maps:,}; files {build.files_bytes / 1e6:,.0f} MB in {build.osu_dir}")
     lines.append(f"users: {build.users:,} (restricted {build.restricted_users:,}, without plays {build.idle_users:,}); "
                  f"scores on unknown md5s {build.unknown_md5_scores:,}")
-    lines.append(f"star rating spread of the calibration sample (live engine, no mods; {build.bases} base maps):")
+    lines.append(f"star rating spread of the calibration sample (live engine, no mods; {build.bases} base maps; "
+                 "steer: median |log(stars / target)| of the maps steered for the mode):")
     lines.append(f"  {'mode':6} {'rated':>5} {'min':>6} {'p5':>6} {'median':>6} {'p95':>6} {'max':>6} {'steer':>6}  "
                  "maps per band 0,1,...,10,11+")
     for mode, stats in build.spread.items():
+        steer = f"{stats.steer_error:6.1%}" if math.isfinite(stats.steer_error) else f"{'-':>6}"  # none steered
         lines.append(f"  {MODE_NAMES[mode]:6} {stats.count:5d} {stats.min:6.2f} {stats.p05:6.2f} {stats.median:6.2f} "
-                     f"{stats.p95:6.2f} {stats.max:6.2f} {stats.steer_error:6.1%}  {','.join(map(str, stats.bands))}")
+                     f"{stats.p95:6.2f} {stats.max:6.2f} {steer}  {','.join(map(str, stats.bands))}")
     lines.append("seconds: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in build.seconds.items())
                  + f"; total {sum(build.seconds.values()):.1f}")
     lines.append(f"load ({build.load_method}):")

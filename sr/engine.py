@@ -65,6 +65,9 @@ class RosuEngine:
             raise NonFiniteRating(beatmap_md5, f"mods {mods}: {stars}")
         return float(stars)
 
+    def warmup(self) -> None:
+        """Pay any one-off start-up cost now (nothing for rosu-pp)."""
+
     def key_mods(self, mode_vn: int, mods: int) -> int:
         """The mods that can change this engine's rating (sr.mods): rosu-pp-py ignores the autopilot
         bit and rates osu! relax its own (lazer) way, on top of the vanilla mods."""

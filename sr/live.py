@@ -1,7 +1,7 @@
 """The `live` engine: the live performance service's routing of a (beatmap, mode, mods) to a rating.
 
 performance-service (akatsuki-pp-rs, pinned 2024-11-27; DOMAIN.md §5):
-- relax (mods & 128) on osu!: the `osu_2019` star algorithm (sr.relax);
+- relax (mods & 128) on osu!: the `osu_2019` star algorithm (sr.relax, an exact port: sr.osu2019);
 - autopilot (mods & 8192) on osu!: aim 0, flashlight x0.4, distance-free speed (sr.autopilot);
 - everything else (vanilla in every mode, converts, relax taiko/catch/mania): rosu-pp 2.0.0, which
   rosu-pp-py 2.0.1 wraps (sr.engine.RosuEngine).
@@ -26,6 +26,10 @@ class LiveEngine(RosuEngine):
     def __init__(self) -> None:
         super().__init__()
         self.version = f"{self.version}; autopilot rewrite v1; relax {relax.VERSION}"
+
+    def warmup(self) -> None:
+        """Compile or load the relax port's kernels once per process (sr.osu2019)."""
+        relax.warmup()
 
     def key_mods(self, mode_vn: int, mods: int) -> int:
         """The mods that can change the live rating (sr.mods.relevant_mods)."""

@@ -31,6 +31,13 @@ def report_directory(tmp_path_factory):
         os.environ["SR_BACKFILL_REPORTS"] = previous
 
 
+@pytest.fixture(autouse=True)
+def sr_cache_directory(tmp_path, monkeypatch):
+    """Every test starts with an empty SR cache of its own (runs default to $SR_BACKFILL_CACHE)."""
+    monkeypatch.setenv("SR_BACKFILL_CACHE", str(tmp_path / "srb-cache"))
+    return tmp_path / "srb-cache"
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """Start local Ray once per test session (2 CPUs) and shut it down at the end."""

@@ -10,6 +10,8 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from cluster.ledger import run_lock_name
+
 from cluster import ledger
 from cluster.rollback import rollback_run
 from cluster.schema import create_production_schema, users_achievements
@@ -135,7 +137,7 @@ def test_rollback_previews_then_deletes_only_rows_still_as_inserted(tmp_path, ra
 
     holder = sa.create_engine(url)  # another process working on the run holds its lock
     with holder.connect() as conn:
-        assert conn.execute(sa.text("SELECT GET_LOCK('srb:r1', 0)")).scalar() == 1
+        assert conn.execute(sa.select(sa.func.get_lock(run_lock_name(holder, "r1"), 0))).scalar() == 1
         assert op.cli("rollback", "--db", url, "--run-id", "r1", "--apply") == 2
         assert "another process" in capsys.readouterr().err
     holder.dispose()
