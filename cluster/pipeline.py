@@ -35,7 +35,7 @@ from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
 from cluster.shards import Shard, plan_shards
-from cluster.workers import RaterActor, RaterSettings, ShardJob, ShardOutcome, process_shard
+from cluster.workers import RaterActor, RaterSettings, ShardJob, ShardOutcome, peak_rss_mb, process_shard
 from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
 from sr.engine import DEFAULT_ENGINE, engine_named
@@ -148,6 +148,7 @@ class RunSummary:
     sr_keys: int = 0
     sr_calculations: int = 0
     sr_cache_hits: int = 0
+    max_rss_mb: dict = field(default_factory=dict)
     beatmaps_downloaded: int = 0
     sr_errors: dict = field(default_factory=lambda: {reason: 0 for reason in REASONS})
     skipped: dict = field(default_factory=dict)
@@ -463,6 +464,7 @@ def _process(
                         f"update progress of shard {shard.index}", config.retry, log, config.db_url)
 
     rater_stats: list[dict] = []
+    stage_rss = [0.0]  # peak RSS (MB) reported by the shard tasks
     write_seconds = 0.0
     phase = time.perf_counter()
     if pending:
@@ -495,6 +497,7 @@ def _process(
                         bar.update(1)
                         continue
                     _add_outcome(summary, outcome, by_family, by_full_mode, stage, skipped, samples)
+                    stage_rss[0] = max(stage_rss[0], outcome.max_rss_mb)
                     log.merge(outcome.retries)
                     fallback = _stats_only_rows(outcome, as_of, candidates)
                     write_started = time.perf_counter()
@@ -533,6 +536,11 @@ def _process(
     summary.sr_keys = sum(stats["keys"] for stats in rater_stats)
     summary.sr_calculations = sum(stats["calculations"] for stats in rater_stats)
     summary.sr_cache_hits = sum(stats["cache_hits"] for stats in rater_stats)
+    summary.max_rss_mb = {
+        "driver": round(peak_rss_mb(), 1),
+        "raters": round(max((stats["max_rss_mb"] for stats in rater_stats), default=0.0), 1),
+        "shard_tasks": round(stage_rss[0], 1),
+    }
     summary.beatmaps_downloaded = sum(stats["downloads"] for stats in rater_stats)
     for stats in rater_stats:
         for reason, count in stats["errors"].items():

@@ -8,6 +8,7 @@ keys, and an actor remembers what it rated (and what the persistent SR cache hol
 
 from __future__ import annotations
 
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ from sr.fetch import BeatmapFetcher
 from sr.keys import SR_KEY_SCHEMA, SR_RESULT_SCHEMA
 from sr.rate import rate_keys
 from sr.store import OsuStore
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def route(n_raters: int) -> pl.Expr:
@@ -133,6 +139,7 @@ class RaterActor:
             "downloads": self.store.saved,
             "errors": dict(errors),
             "seconds": self.seconds,
+            "max_rss_mb": peak_rss_mb(),
             "engine": {"name": self.engine.name, "version": self.engine.version},
         }
 
@@ -186,6 +193,7 @@ class ShardOutcome:
     skip_samples: pa.Table | None = None
     stats_only: pa.Table | None = None
     retries: db.RetryLog = field(default_factory=db.RetryLog)
+    max_rss_mb: float = 0.0
 
 
 @cache
@@ -278,6 +286,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list) -> ShardOutcome:
         skip_samples=result.skip_samples.to_arrow(),
         stats_only=candidates.to_arrow() if candidates is not None else None,
         retries=retries,
+        max_rss_mb=peak_rss_mb(),
     )
 
 
