@@ -11,12 +11,14 @@ are the only ways a URL reaches a log, a report or an error message.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
@@ -25,6 +27,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+try:  # Arrow-native bulk reads; the SQLAlchemy reader is the fallback
+    import connectorx
+except ImportError:  # pragma: no cover - it is a dependency; kept optional for odd platforms
+    connectorx = None
 
 from cluster.errors import ConfigError, DatabaseUnavailable
 from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, beatmaps, user_stats, users, users_achievements
@@ -276,6 +283,43 @@ def _batches(result: sa.CursorResult, schema: pa.Schema, batch_rows: int) -> Ite
         )
 
 
+READER_ENV = "SR_BACKFILL_READER"  # "sqlalchemy" forces the row-streaming reader
+
+
+def _connectorx_url(engine: sa.Engine) -> str | None:
+    """The engine's URL as ConnectorX wants it, or None where ConnectorX is not used."""
+    if os.environ.get(READER_ENV) == "sqlalchemy" or connectorx is None:
+        return None
+    url = engine.url
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        return url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return f"sqlite://{Path(url.database).resolve()}"
+    return None
+
+
+def read_arrow(engine: sa.Engine, query: sa.Select, schema: pa.Schema, batch_rows: int = 50_000) -> pa.Table:
+    """Run a SELECT and return its rows as an Arrow table of `schema` (columns in query order).
+
+    Through ConnectorX where it serves the dialect (MySQL/MariaDB, SQLite): Arrow-native, measured
+    ~5x faster than streaming rows through PyMySQL. Otherwise, or if ConnectorX fails, SQLAlchemy
+    streams the rows in batches of `batch_rows`; its errors are SQLAlchemy's (cluster.db.retrying
+    classifies them).
+    """
+    url = _connectorx_url(engine)
+    if url is not None:
+        sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        try:
+            table = connectorx.read_sql(url, sql, return_type="arrow")
+        except Exception:  # any ConnectorX failure: the SQLAlchemy reader below answers or raises
+            pass
+        else:
+            return table.rename_columns(schema.names).cast(schema)
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(query)
+        return pa.Table.from_batches(list(_batches(result, schema, batch_rows)), schema=schema)
+
+
 def read_shard_scores(
     engine: sa.Engine,
     user_lo: int,
@@ -285,20 +329,14 @@ def read_shard_scores(
     user_ids: Sequence[int] | None = None,
 ) -> tuple[pa.Table, dict[str, int]]:
     """All rows of the given score tables for users in [user_lo, user_hi] (and in `user_ids` when
-    given), streamed as Arrow batches.
+    given), as Arrow (`read_arrow`: ConnectorX, else streamed batches).
 
     Returns (table in SCORE_ARROW_SCHEMA, rows read per table name).
     """
-    batches: list[pa.RecordBatch] = []
-    rows_read: dict[str, int] = {}
-    with engine.connect() as conn:
-        for name in tables:
-            query = select_shard_scores(name, user_lo, user_hi, user_ids)
-            result = conn.execution_options(stream_results=True).execute(query)
-            before = sum(batch.num_rows for batch in batches)
-            batches.extend(_batches(result, SCORE_ARROW_SCHEMA, batch_rows))
-            rows_read[name] = sum(batch.num_rows for batch in batches) - before
-    return pa.Table.from_batches(batches, schema=SCORE_ARROW_SCHEMA), rows_read
+    parts = [read_arrow(engine, select_shard_scores(name, user_lo, user_hi, user_ids), SCORE_ARROW_SCHEMA, batch_rows)
+             for name in tables]
+    rows_read = {name: part.num_rows for name, part in zip(tables, parts)}
+    return pa.concat_tables(parts) if parts else SCORE_ARROW_SCHEMA.empty_table(), rows_read
 
 
 def _arrow(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
