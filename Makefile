@@ -43,3 +43,10 @@ cluster-submit: install
 
 cluster-down: install cluster-check
 	$(BIN)/ray down -y $(CLUSTER_YAML)
+
+# --- Benchmark (issue 5; docs/SCALING.md): the whole job on a throwaway synthetic MariaDB database ---
+.PHONY: bench
+BENCH_ARGS ?= --scores 200000 --json srb-reports/bench.json
+
+bench: install
+	$(BIN)/sr-backfill bench $(BENCH_ARGS)

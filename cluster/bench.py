@@ -60,22 +60,44 @@ def route_of(mode_vn: int, mods: int, native_mode: int) -> str:
 
 # --- isolated runs -------------------------------------------------------------------------------------
 
-def _run_in_child(config) -> dict:
+def startup_seconds(config) -> float:
+    """Seconds a run spends before any shard can be rated: start a local Ray of `config.workers`
+    CPUs, create the rater actors (engine warm-up: the relax port's kernels) and wait until every one
+    answers; then shut it all down. The fixed cost every run pays once, whatever its size."""
+    import ray
+
+    from cluster.workers import RaterActor, RaterSettings
+
+    started = time.perf_counter()
+    ray.init(address="local", num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = RaterSettings(config.osu_location, config.engine)
+        raters = [RaterActor.remote(settings, index, config.workers) for index in range(config.workers)]
+        ray.get([rater.stats.remote() for rater in raters])
+        return time.perf_counter() - started
+    finally:
+        ray.shutdown()
+
+
+def _run_in_child(config, measure_startup: bool) -> dict:
     from cluster.pipeline import run_backfill  # imported in the child: a clean driver process
 
+    startup = startup_seconds(config) if measure_startup and not config.ray_address else None
     started = time.perf_counter()
     summary = run_backfill(config)
     data = summary.to_dict()
     data["process_wall_s"] = time.perf_counter() - started
+    data["startup_s"] = startup
     return data
 
 
-def run_isolated(config) -> dict:
+def run_isolated(config, measure_startup: bool = False) -> dict:
     """Run `run_backfill(config)` (cluster.pipeline.BackfillConfig) in a new spawned process and return
-    its RunSummary as a dict (plus `process_wall_s`: seconds around the call in the child). Raises
-    what the run raises."""
+    its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child) and
+    `startup_s` (with `measure_startup` and a local Ray: `startup_seconds`, measured in the same
+    process just before the run; else None). Raises what the run raises."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_in_child, config).result()
+        return pool.submit(_run_in_child, config, measure_startup).result()
 
 
 # --- the floor: reading ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 saved to the store, rate-limited, retried."""
 
 import hashlib
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,3 +116,34 @@ def test_rate_limit_spaces_requests(upstream):
 def test_template_needs_a_placeholder():
     with pytest.raises(ValueError, match="beatmap_id"):
         BeatmapFetcher("http://127.0.0.1/osu/")
+
+
+@pytest.mark.ray
+def test_run_fetches_a_missing_map_and_grants_as_with_a_complete_store(upstream, tmp_path, ray_session):
+    import shutil
+
+    import polars as pl
+
+    from cluster.synth import build_demo_database
+    from jobs.cli import main
+
+    complete = tmp_path / "complete"
+    complete.mkdir()
+    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    build_demo_database(db_url, complete, MAPS, users=40, seed=9)
+    partial = tmp_path / "partial"
+    shutil.copytree(complete, partial)
+    removed = sorted(partial.glob("*.osu"), key=lambda p: p.stat().st_size)[-3:]  # three real maps
+    for path in removed:
+        upstream.files[int(path.stem)] = path.read_bytes()
+        path.unlink()
+
+    expected, got = tmp_path / "expected.parquet", tmp_path / "got.parquet"
+    assert main(["run", "--db", db_url, "--osu-dir", str(complete), "--out", str(expected), "--no-progress"]) == 0
+    report = tmp_path / "report.json"
+    assert main(["run", "--db", db_url, "--osu-dir", str(partial), "--out", str(got), "--report", str(report),
+                 "--no-progress", "--no-sr-cache", "--fetch-missing", upstream.template, "--fetch-rate", "50"]) == 0
+    summary = json.loads(report.read_text())
+    assert summary["beatmaps_downloaded"] == len(removed)
+    assert all((partial / path.name).read_bytes() == upstream.files[int(path.stem)] for path in removed)
+    assert pl.read_parquet(expected).sort(pl.all()).equals(pl.read_parquet(got).sort(pl.all()))
