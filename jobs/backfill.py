@@ -10,12 +10,12 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from cluster.db import RetryPolicy
 from cluster.ledger import check_run_id, new_run_id
 from cluster.pipeline import BackfillConfig, run_backfill
 from cluster.schema import SCORE_TABLES
 from cluster.scope import TIERS, Scope, achievement_ids_for
 from conditions.catalogue import load_catalogue
+from jobs.options import add_retry_options, retry_policy
 from jobs.report import format_summary, report_paths, write_run_report
 from sr.engine import DEFAULT_ENGINE
 
@@ -84,9 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "dated now")
 
     faults = parser.add_argument_group("database faults")
-    faults.add_argument("--db-retries", type=int, default=6, help="tries per database operation (default 6)")
-    faults.add_argument("--db-retry-wait", type=float, default=0.5, help="seconds before the first retry; "
-                        "doubles each time (default 0.5)")
+    add_retry_options(faults)
 
 
 def parse_time(text: str) -> int:
@@ -161,7 +159,7 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         since=args.since,
         until=args.until,
         stats_fallback=args.stats_fallback == "now",
-        retry=RetryPolicy(attempts=max(1, args.db_retries), base_seconds=args.db_retry_wait),
+        retry=retry_policy(args),
         sr_cache=None if args.no_sr_cache else args.sr_cache,
         fetch_missing=args.fetch_missing,
         fetch_rate=args.fetch_rate,

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from cluster import db
+from jobs.options import add_retry_options, retry_policy
 from cluster.rollback import rollback_run
 from jobs.report import format_rollback
 
@@ -22,8 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rollback-id", help="id of the rollback's own run record (default: a fresh id)")
     parser.add_argument("--batch-rows", type=int, default=1000, help="rows per transaction (default 1000)")
     parser.add_argument("--report", type=Path, help="write the summary as JSON to this file")
-    parser.add_argument("--db-retries", type=int, default=6, help="tries per database operation (default 6)")
-    parser.add_argument("--db-retry-wait", type=float, default=0.5, help="seconds before the first retry (default 0.5)")
+    add_retry_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = rollback_run(
             engine, args.run_id, apply=args.apply, rollback_id=args.rollback_id, batch_rows=max(1, args.batch_rows),
-            retry=db.RetryPolicy(attempts=max(1, args.db_retries), base_seconds=args.db_retry_wait),
+            retry=retry_policy(args),
             log=db.RetryLog(), url=args.db,
         ).to_dict()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,23 @@ def throwaway_database(prefix: str = "srb_test"):
         with server.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         server.dispose()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def scenario_db(tmp_path):
+    """The acceptance scenario (tests/scenario.py) in a throwaway MariaDB database: (URL, .osu dir)."""
+    from tests import scenario
+
+    with throwaway_database() as url:
+        scenario.setup_database(url, tmp_path / "osu")
+        yield url, tmp_path / "osu"
 
 
 @pytest.fixture(scope="module")

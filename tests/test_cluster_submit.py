@@ -8,7 +8,6 @@ never on the `ray job submit` command line, and never appears in what the job pr
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,9 @@ import sqlalchemy as sa
 
 from cluster.synth import build_demo_database
 from jobs.cli import main
-from tests.conftest import MAPS, REPO, throwaway_database
+from tests.conftest import MAPS, free_port, REPO, throwaway_database
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,16 @@ sample score ids, grant evidence, stats-only candidates and the support check of
 
 import polars as pl
 
+from tests.test_evaluate import NO_HELD, frame, score
+
 from conditions.catalogue import load_catalogue
-from conditions.evaluate import SCORE_SCHEMA, STATS_SCHEMA, evaluate, prepare_scores, stats_only
+from conditions.evaluate import STATS_SCHEMA, evaluate, prepare_scores, stats_only
 from conditions.support import unsupported_grants
 
 NF, HD, HR, DT, AP = 1, 8, 16, 64, 8192
 MD5 = "0123456789abcdef0123456789abcdef"
 OTHER = "f" * 32
-NO_HELD = pl.DataFrame(schema={"user_id": pl.Int64, "achievement_id": pl.Int64, "mode": pl.Int64})
 CATALOGUE = load_catalogue()
-
-
-def score(**over) -> dict:
-    row = {
-        "source": "scores", "id": 1, "userid": 10, "beatmap_md5": MD5, "mods": 0, "max_combo": 100,
-        "full_combo": False, "300_count": 100, "100_count": 0, "50_count": 0, "katus_count": 0,
-        "gekis_count": 0, "time": 1_500_000_000, "play_mode": 0, "completed": 3, "beatmap_id": 1,
-        "ranked": 2, "privileges": 3,
-    }
-    row.update(over)
-    return row
-
-
-def frame(*rows) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=SCORE_SCHEMA)
 
 
 def ratings(*rows) -> pl.DataFrame:

@@ -107,15 +107,6 @@ class CuttingProxy:
         self._cut(source, target)
 
 
-@pytest.fixture()
-def scenario_db(tmp_path):
-    from tests.conftest import throwaway_database
-
-    with throwaway_database() as url:
-        sc.setup_database(url, tmp_path / "osu")
-        yield url, tmp_path / "osu"
-
-
 @pytest.mark.db
 @pytest.mark.ray
 @pytest.mark.parametrize("mode", ["before", "after_commit"])

@@ -21,15 +21,6 @@ from tests import scenario as sc
 E, N, C, K, I, X, A, P, H, F, V, R, B = range(1001, 1014)
 
 
-@pytest.fixture()
-def scenario_db(tmp_path):
-    from tests.conftest import throwaway_database
-
-    with throwaway_database() as url:
-        sc.setup_database(url, tmp_path / "osu")
-        yield url, tmp_path / "osu"
-
-
 @pytest.mark.db
 @pytest.mark.ray
 def test_apply_records_each_inserted_row_and_reports_what_was_skipped(tmp_path, ray_session, scenario_db):

@@ -2,7 +2,6 @@
 through `sr-backfill rate`."""
 
 import csv
-import math
 
 import pytest
 

@@ -43,15 +43,6 @@ def ray_address(ray_session):
     return ray_session.get_runtime_context().gcs_address
 
 
-@pytest.fixture()
-def scenario_db(tmp_path):
-    from tests.conftest import throwaway_database
-
-    with throwaway_database() as url:
-        sc.setup_database(url, tmp_path / "osu")
-        yield url, tmp_path / "osu"
-
-
 def test_killed_at_several_points_and_resumed_equals_an_uninterrupted_run(tmp_path, ray_address, scenario_db):
     from tests.conftest import throwaway_database
 

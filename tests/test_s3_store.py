@@ -18,15 +18,9 @@ from jobs.cli import main
 from sr.errors import BeatmapMissing
 from sr.fetch import BeatmapFetcher
 from sr.store import OsuStore
-from tests.conftest import MAPS
+from tests.conftest import MAPS, free_port
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
