@@ -26,7 +26,7 @@ from sr.cache import SRCache
 from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.fetch import BeatmapFetcher
 from sr.keys import SR_KEY_SCHEMA, SR_RESULT_SCHEMA
-from sr.rate import rate_keys
+from sr.rate import ParsedMaps, rate_keys
 from sr.store import OsuStore
 
 
@@ -85,6 +85,7 @@ class RaterActor:
             for row in cached.iter_rows():
                 self.known[(row[0], row[1], row[2])] = (row[3], row[4], row[5])
         self.cached_keys = set(self.known)
+        self.maps = ParsedMaps()
         self.requested: set[tuple[str, int, int]] = set()
         self.unflushed: list[pa.Table] = []
         self.calculations = 0
@@ -96,7 +97,7 @@ class RaterActor:
         self.requested.update(requested)
         unknown = [i for i, key in enumerate(requested) if key not in self.known]
         if unknown:
-            batch = rate_keys(keys.take(unknown), self.store, self.engine)
+            batch = rate_keys(keys.take(unknown), self.store, self.engine, self.maps)
             self.calculations += batch.calculations
             self.unflushed.append(batch.table)
             if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:

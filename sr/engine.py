@@ -83,14 +83,17 @@ class RosuEngine:
         return self.stars(beatmap, beatmap_md5, mods)
 
     def rate_beatmap(
-        self, content: bytes, beatmap_md5: str, requests: Iterable[tuple[int, int]]
+        self, content: bytes, beatmap_md5: str, requests: Iterable[tuple[int, int]], state: dict | None = None
     ) -> list[float | RatingError]:
         """Rate one beatmap for several (mode_vn, mods) requests, parsing once per mode.
 
-        Returns, in request order, raw stars or the RatingError that prevented them.
+        `state` (optional) is the beatmap's own scratch dict, kept by the caller between calls so that
+        later requests reuse the parsed map (sr.rate.ParsedMaps). Returns, in request order, raw stars
+        or the RatingError that prevented them.
         """
-        parsed: dict[int, rosu.Beatmap | RatingError] = {}
-        memo: dict = {}
+        state = {} if state is None else state
+        parsed: dict[int, rosu.Beatmap | RatingError] = state.setdefault("parsed", {})
+        memo: dict = state.setdefault("memo", {})
         out: list[float | RatingError] = []
         for mode_vn, mods in requests:
             if mode_vn not in parsed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +30,33 @@ class RatedBatch:
     calculations: int = 0
 
 
-def rate_keys(keys: pa.Table, store: OsuStore, engine) -> RatedBatch:
+class ParsedMaps:
+    """The most recently used beatmaps' bytes and parsed forms, kept between batches (a rater sees a
+    popular map in many shards): at most `capacity` maps, least recently used dropped first."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self.maps: OrderedDict[str, tuple[bytes, dict]] = OrderedDict()
+
+    def get(self, beatmap_md5: str) -> tuple[bytes, dict] | None:
+        entry = self.maps.get(beatmap_md5)
+        if entry is not None:
+            self.maps.move_to_end(beatmap_md5)
+        return entry
+
+    def put(self, beatmap_md5: str, content: bytes) -> tuple[bytes, dict]:
+        self.maps[beatmap_md5] = entry = (content, {})
+        if len(self.maps) > self.capacity:
+            self.maps.popitem(last=False)
+        return entry
+
+
+def rate_keys(keys: pa.Table, store: OsuStore, engine, maps: ParsedMaps | None = None) -> RatedBatch:
     """Rate every row of `keys` (sr.keys.SR_KEY_SCHEMA: beatmap_md5, beatmap_id, mode_vn, mods).
 
-    Each beatmap's file is read and checked once and parsed once per mode. Bad input never raises:
-    a missing, stale or corrupt file, an impossible convert or a failed calculation leaves the key's
-    ratings null and is counted under its reason.
+    Each beatmap's file is read and checked once and parsed once per mode (once across batches when
+    `maps` keeps them). Bad input never raises: a missing, stale or corrupt file, an impossible
+    convert or a failed calculation leaves the key's ratings null and is counted under its reason.
     """
     columns = keys.select(["beatmap_md5", "beatmap_id", "mode_vn", "mods"]).to_pydict()
     by_beatmap: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
@@ -48,8 +69,11 @@ def rate_keys(keys: pa.Table, store: OsuStore, engine) -> RatedBatch:
     batch = RatedBatch(table=SR_RESULT_SCHEMA.empty_table())
     for (md5, beatmap_id), requests in by_beatmap.items():
         try:
-            content = store.load(beatmap_id, md5)
-            results = engine.rate_beatmap(content, md5, requests)
+            entry = maps.get(md5) if maps is not None else None
+            if entry is None:
+                content = store.load(beatmap_id, md5)
+                entry = maps.put(md5, content) if maps is not None else (content, {})
+            results = engine.rate_beatmap(entry[0], md5, requests, entry[1])
         except RatingError as exc:
             results = [exc] * len(requests)
         for (mode_vn, mods), result in zip(requests, results):

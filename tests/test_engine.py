@@ -105,3 +105,28 @@ def test_rate_keys_counts_every_reason_and_never_raises(tmp_path):
     rated = [r for r in rows if r["skip_reason"] is None]
     assert all(r["sr"] == round_live(r["sr_raw"]) for r in rated)
     assert all(r["sr"] is None and r["sr_raw"] is None for r in rows if r["skip_reason"])
+
+
+def test_parsed_maps_are_reused_across_batches_and_evicted_least_recent_first(tmp_path):
+    from sr.rate import ParsedMaps
+
+    osu = (MAPS / "rosu-pp" / "2785319.osu").read_bytes()
+    taiko = (MAPS / "rosu-pp" / "1028484.osu").read_bytes()
+    (tmp_path / "1.osu").write_bytes(osu)
+    (tmp_path / "2.osu").write_bytes(taiko)
+    md5 = lambda b: hashlib.md5(b).hexdigest()  # noqa: E731
+    store, engine, maps = OsuStore(tmp_path), engine_named("live"), ParsedMaps(capacity=1)
+
+    def keys(*rows):
+        return pa.Table.from_pylist(
+            [{"beatmap_md5": m, "beatmap_id": i, "mode_vn": mode, "mods": mods} for m, i, mode, mods in rows],
+            schema=SR_KEY_SCHEMA,
+        )
+
+    first = rate_keys(keys((md5(osu), 1, 0, 0)), store, engine, maps)
+    (tmp_path / "1.osu").unlink()  # kept in `maps`: later keys of this map need no file
+    again = rate_keys(keys((md5(osu), 1, 0, 64), (md5(osu), 1, 0, 128), (md5(osu), 1, 1, 0)), store, engine, maps)
+    assert first.calculations == 1 and again.calculations == 3 and not again.errors
+    rate_keys(keys((md5(taiko), 2, 1, 0)), store, engine, maps)  # capacity 1: the osu! map is dropped
+    evicted = rate_keys(keys((md5(osu), 1, 0, 8)), store, engine, maps)
+    assert dict(evicted.errors) == {"missing_file": 1}
