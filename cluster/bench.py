@@ -60,44 +60,36 @@ def route_of(mode_vn: int, mods: int, native_mode: int) -> str:
 
 # --- isolated runs -------------------------------------------------------------------------------------
 
-def startup_seconds(config) -> float:
-    """Seconds a run spends before any shard can be rated: start a local Ray of `config.workers`
-    CPUs, create the rater actors (engine warm-up: the relax port's kernels) and wait until every one
-    answers; then shut it all down. The fixed cost every run pays once, whatever its size."""
-    import ray
+def _run_in_child(config) -> dict:
+    # imported here, in the child: a clean driver process
+    from cluster.pipeline import run_backfill
 
-    from cluster.workers import RaterActor, RaterSettings
-
-    started = time.perf_counter()
-    ray.init(address="local", num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
-    try:
-        settings = RaterSettings(config.osu_location, config.engine)
-        raters = [RaterActor.remote(settings, index, config.workers) for index in range(config.workers)]
-        ray.get([rater.stats.remote() for rater in raters])
-        return time.perf_counter() - started
-    finally:
-        ray.shutdown()
-
-
-def _run_in_child(config, measure_startup: bool) -> dict:
-    from cluster.pipeline import run_backfill  # imported in the child: a clean driver process
-
-    startup = startup_seconds(config) if measure_startup and not config.ray_address else None
     started = time.perf_counter()
     summary = run_backfill(config)
     data = summary.to_dict()
     data["process_wall_s"] = time.perf_counter() - started
-    data["startup_s"] = startup
     return data
 
 
-def run_isolated(config, measure_startup: bool = False) -> dict:
+def run_isolated(config) -> dict:
     """Run `run_backfill(config)` (cluster.pipeline.BackfillConfig) in a new spawned process and return
-    its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child) and
-    `startup_s` (with `measure_startup` and a local Ray: `startup_seconds`, measured in the same
-    process just before the run; else None). Raises what the run raises."""
+    its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child). Raises
+    what the run raises."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_in_child, config, measure_startup).result()
+        return pool.submit(_run_in_child, config).result()
+
+
+def first_user(db_url: str) -> int | None:
+    """The smallest userid with a row in the score tables (None if they are empty)."""
+    engine = db.connect(db_url)
+    try:
+        with engine.connect() as conn:
+            ids = [conn.execute(sa.select(sa.func.min(db.TABLES_BY_NAME[name].c.userid))).scalar_one()
+                   for name in SCORE_TABLES]
+    finally:
+        engine.dispose()
+    ids = [int(i) for i in ids if i is not None]
+    return min(ids) if ids else None
 
 
 # --- the floor: reading ------------------------------------------------------------------------------------
@@ -294,9 +286,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def _node_ports() -> dict:
-    manager, objects, agent, metrics, runtime_env = free_ports(5)
+    manager, objects, agent, metrics, runtime_env, metrics_agent = free_ports(6)
     return {"node_manager_port": manager, "object_manager_port": objects, "dashboard_agent_listen_port": agent,
-            "metrics_export_port": metrics, "runtime_env_agent_port": runtime_env}
+            "metrics_export_port": metrics, "runtime_env_agent_port": runtime_env, "metrics_agent_port": metrics_agent}
 
 
 @contextlib.contextmanager
@@ -307,7 +299,7 @@ def ray_cluster(nodes: int, cpus_per_node: int, object_store_mb: int = 512) -> I
     shuts it down on exit."""
     from ray.cluster_utils import Cluster
 
-    head = {"num_cpus": 0, "port": free_ports(1)[0], "include_dashboard": False,
+    head = {"num_cpus": 0, "gcs_server_port": free_ports(1)[0], "include_dashboard": False,
             "object_store_memory": object_store_mb << 20, **_node_ports()}
     cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
     try:

@@ -11,7 +11,17 @@ from cluster.db import mask_text
 from cluster.errors import ClusterError
 from cluster.pipeline import ConfigError
 from conditions.errors import ConditionError
-from jobs import backfill, compare, consolidation, demo, rate, rollback, synth, verify
+from jobs import (
+    backfill,
+    bench,
+    compare,
+    consolidation,
+    demo,
+    rate,
+    rollback,
+    synth,
+    verify,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_arguments(commands.add_parser("verify", help="check the grants and the ledger; zero-achievement users and rarity"))
     consolidation.add_arguments(commands.add_parser("consolidate-mode7", help="copy legacy mode 7 rows to mode 8 (preview by default)"))
     synth.add_arguments(commands.add_parser("synth", help="build a production-shaped synthetic database and .osu directory"))
+    bench.add_arguments(commands.add_parser("bench", help="benchmark the whole job on a synthetic database (docs/SCALING.md)"))
     return parser
 
 
@@ -33,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": backfill.run, "demo": demo.run, "rate": rate.run, "compare": compare.run,
                 "rollback": rollback.run, "verify": verify.run, "consolidate-mode7": consolidation.run,
-                "synth": synth.run}
+                "synth": synth.run, "bench": bench.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, ConditionError) as exc:
