@@ -16,7 +16,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -381,23 +381,3 @@ def insert_ignore(engine: sa.Engine | sa.Connection, table: sa.Table) -> sa.Inse
     if engine.dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise ValueError(f"unsupported database dialect {engine.dialect.name!r} (MySQL/MariaDB or SQLite)")
-
-
-def write_grants(engine: sa.Engine, grants: pa.Table | Iterable[dict], batch_rows: int = 1000) -> int:
-    """Insert grants into users_achievements in batches of `batch_rows`, ignoring rows already there.
-
-    Unrecorded: a backfill run writes through `cluster.ledger.write_ledgered` instead, which records
-    every row it inserts. `grants` has columns user_id, achievement_id, mode (full mode), created_at
-    (unix seconds); other columns are ignored. Each batch commits on its own. Returns the number of
-    rows inserted.
-    """
-    if isinstance(grants, pa.Table):
-        rows = grants.select(list(GRANT_COLUMNS)).to_pylist()
-    else:
-        rows = [{column: row[column] for column in GRANT_COLUMNS} for row in grants]
-    statement = insert_ignore(engine, users_achievements)
-    inserted = 0
-    for start in range(0, len(rows), batch_rows):
-        with engine.begin() as conn:
-            inserted += conn.execute(statement, rows[start : start + batch_rows]).rowcount
-    return inserted

@@ -1,7 +1,7 @@
 """The `live` engine: the live performance service's routing of a (beatmap, mode, mods) to a rating.
 
 performance-service (akatsuki-pp-rs, pinned 2024-11-27; DOMAIN.md §5):
-- relax (mods & 128) on osu!: the `osu_2019` star algorithm (sr.relax, an exact port: sr.osu2019);
+- relax (mods & 128) on osu!: the `osu_2019` star algorithm (sr.osu2019, an exact port);
 - autopilot (mods & 8192) on osu!: aim 0, flashlight x0.4, distance-free speed (sr.autopilot);
 - everything else (vanilla in every mode, converts, relax taiko/catch/mania): rosu-pp 2.0.0, which
   rosu-pp-py 2.0.1 wraps (sr.engine.RosuEngine).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import rosu_pp_py as rosu
 
-from sr import autopilot, relax
+from sr import autopilot, osu2019
 from sr.engine import RosuEngine
 from sr.mods import AP as AUTOPILOT
 from sr.mods import RX as RELAX
@@ -25,11 +25,11 @@ class LiveEngine(RosuEngine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.version = f"{self.version}; autopilot rewrite v1; relax {relax.VERSION}"
+        self.version = f"{self.version}; autopilot rewrite v1; relax {osu2019.VERSION}"
 
     def warmup(self) -> None:
         """Compile or load the relax port's kernels once per process (sr.osu2019)."""
-        relax.warmup()
+        osu2019.warmup()
 
     def key_mods(self, mode_vn: int, mods: int) -> int:
         """The mods that can change the live rating (sr.mods.relevant_mods)."""
@@ -40,8 +40,8 @@ class LiveEngine(RosuEngine):
         (in `memo`). Raises RatingError subclasses."""
         if mode_vn == 0 and mods & RELAX:
             if "relax" not in memo:
-                memo["relax"] = relax.parse(content, beatmap_md5)
-            return relax.relax_stars(memo["relax"], mods, beatmap_md5)
+                memo["relax"] = osu2019.parse(content, beatmap_md5)
+            return osu2019.relax_stars(memo["relax"], mods)
         if mode_vn == 0 and mods & AUTOPILOT:
             if "autopilot" not in memo:
                 rewritten = autopilot.rewrite_without_distance(content, beatmap_md5)

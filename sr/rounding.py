@@ -26,14 +26,3 @@ def round_live(stars: float) -> float:
     whole = math.floor(magnitude)
     hundredths = whole + (1 if magnitude - whole >= 0.5 else 0)  # half away from zero, exact in f64
     return math.copysign(hundredths, scaled) / 100.0
-
-
-def round_live_array(stars: np.ndarray) -> np.ndarray:
-    """Vectorised `round_live`: float64 array of raw stars -> float64 array rounded like live."""
-    stars = np.asarray(stars, dtype=np.float64)
-    finite = np.isfinite(stars)
-    scaled = (np.where(finite, stars, 0.0).astype(np.float32) * np.float32(100.0)).astype(np.float64)
-    magnitude = np.abs(scaled)
-    whole = np.floor(magnitude)
-    hundredths = whole + (magnitude - whole >= 0.5)
-    return np.where(finite, np.copysign(hundredths, scaled) / 100.0, 0.0)
