@@ -4,8 +4,9 @@ per-score way, and a multi-node Ray cluster on one host.
 - `run_isolated(config)`: one `run_backfill` in a fresh spawned process (its own local Ray, unless
   `config.ray_address` names one), so that the driver's peak RSS is the run's alone and the Ray
   workers (raters, shard tasks) are new processes whose peak RSS is this run's only.
-- `read_seconds(db_url, shard_rows)`: the time to just read every score row, shard by shard, in one
-  process, through the pipeline's own read path (cluster.db.read_shard_scores): the I/O part of the floor.
+- `read_seconds(db_url, shard_rows, read_mode)`: the time to just read every score row in one process,
+  through the run's own read path (the table scan's id ranges joined to the lookups, or shard
+  by shard through the userid index, cluster.db.read_shard_scores): the I/O part of the floor.
 - `sample_keys` / `key_costs`: the measured cost of one SR calculation, per engine route, on a
   sample of the run's keys, with each map's file loaded and parsed once per mode as the raters do.
 - `naive_rate(db_url, osu_dir, n)`: rate a sample of scores one by one (load, parse, rate each score
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 
 from cluster import db
 from cluster.schema import SCORE_TABLES, beatmaps
-from cluster.shards import plan_shards
+from cluster.shards import plan_scan, plan_shards
 from sr.cache import SRCache
 from sr.engine import engine_named
 from sr.errors import RatingError
@@ -94,12 +95,26 @@ def first_user(db_url: str) -> int | None:
 
 # --- the floor: reading ------------------------------------------------------------------------------------
 
-def read_seconds(db_url: str, shard_rows: int, tables: tuple[str, ...] = SCORE_TABLES) -> tuple[float, int]:
-    """Seconds to read every score row of `tables` (joined to beatmaps and users, as the shard tasks
-    read them) shard by shard (shards of `shard_rows`) in this one process, and the rows read.
-    Planning (rows per user) is not timed."""
+def read_seconds(
+    db_url: str, shard_rows: int, read_mode: str = "scan", scan_rows: int = 250_000,
+    tables: tuple[str, ...] = SCORE_TABLES,
+) -> tuple[float, int]:
+    """Seconds to read every score row of `tables` (joined to beatmaps and users, as the run reads
+    them) in this one process, and the rows read: range by range (id ranges of `scan_rows`) for
+    read_mode "scan", shard by shard (shards of `shard_rows`) for "users". Planning is not timed."""
     engine = db.connect(db_url)
     try:
+        if read_mode == "scan":
+            ranges = plan_scan(db.id_bounds(engine, tables), scan_rows)
+            started = time.perf_counter()
+            beatmap_rows, user_rows = db.read_lookups(engine)
+            case_insensitive = engine.dialect.name in ("mysql", "mariadb")
+            rows = sum(
+                db.join_lookups(db.read_range_rows(engine, r.table, r.id_lo, r.id_hi), beatmap_rows, user_rows,
+                                case_insensitive).num_rows
+                for r in ranges
+            )
+            return time.perf_counter() - started, rows
         shards = plan_shards(db.count_rows_by_user(engine, tables), shard_rows)
         started = time.perf_counter()
         rows = 0

@@ -34,18 +34,23 @@ from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStat
 from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
-from cluster.shards import Shard, plan_shards
-from cluster.workers import RaterActor, RaterSettings, ShardJob, ShardOutcome, peak_rss_mb, process_shard
+from cluster.shards import ScanRange, Shard, plan_scan, plan_shards, plan_waves
+from cluster.workers import (
+    RaterActor, RaterSettings, ScanOutcome, ShardJob, ShardOutcome, peak_rss_mb, process_shard, read_lookups, scan_range,
+)
 from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
 from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.errors import REASONS
 
-__all__ = ["BackfillConfig", "ConfigError", "RunSummary", "check_catalogue", "check_config", "run_backfill"]
+__all__ = ["BackfillConfig", "ConfigError", "RunSummary", "check_catalogue", "check_config", "choose_read", "run_backfill"]
 
 REQUIRED_TABLES = ("beatmaps", "users", "users_achievements")
 GRANT_ARROW_SCHEMA = pa.schema([(name, pa.int64()) for name in GRANT_SCHEMA])
 SKIP_SAMPLES_PER_REASON = 20  # kept in a run's summary, over all shards
+READ_MODES = ("auto", "scan", "users")
+SCAN_MIN_SHARE = 0.25  # "auto" scans when the pending shards hold at least this share of the tables' rows
+SCANNED_ROW_BYTES = 250  # object-store bytes of one scanned row (SCORE_ARROW_SCHEMA), for sizing waves
 # Settings an applied run stores and a resume takes back (BackfillConfig field names).
 PLAN_SETTINGS = (
     "osu_location", "shard_rows", "engine", "tables", "achievement_ids", "scope", "since", "until", "stats_fallback"
@@ -67,7 +72,7 @@ class BackfillConfig:
     engine:        SR engine name (sr.engine.engine_named).
     ray_address:   an existing Ray cluster; None: a new local instance.
     write_batch_rows: rows per write transaction (INSERT IGNORE + ledger rows + progress counts).
-    max_in_flight: shard tasks running at once (default: twice the workers); progress: a tqdm bar.
+    max_in_flight: shard (and scan) tasks running at once (default: twice the workers); progress: a tqdm bar.
     run_id:        the run's id (1-60 of [A-Za-z0-9._-]); None: a fresh one (cluster.ledger.new_run_id).
     resume:        continue the stored run `run_id` with its stored plan and settings.
     scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant.
@@ -82,6 +87,9 @@ class BackfillConfig:
     sr_cache:      the persistent SR cache (local path or pyarrow.fs URI; sr.cache), None for none.
     fetch_missing: URL template to download missing or stale .osu files (sr.fetch), None for none;
                    fetch_rate: downloads per second per rater.
+    read:          how shards get their rows (`choose_read`): "auto", "scan" (primary-key ranges of
+                   `scan_rows` rows, handed to the shards in waves of at most `wave_rows` rows; None:
+                   sized to the Ray object store) or "users" (each shard through the userid index).
     """
 
     db_url: str
@@ -109,6 +117,9 @@ class BackfillConfig:
     sr_cache: str | None = None
     fetch_missing: str | None = None
     fetch_rate: float = 2.0
+    read: str = "auto"
+    scan_rows: int = 250_000
+    wave_rows: int | None = None
 
 
 @dataclass(slots=True)
@@ -116,7 +127,10 @@ class RunSummary:
     """Counts and timings of a run (the summary printed and the --report JSON).
 
     seconds: wall seconds of the driver's phases (plan, shards, write, total) and summed worker
-    seconds per stage (read, prepare, rate, evaluate).
+    seconds per stage (scan: the table-scan tasks' reads and splits; read: the shard tasks' own reads;
+    prepare, rate, evaluate).
+    read_mode / scan_ranges / waves: how the shards were read (`choose_read`), in how many id ranges
+    and waves (0 / 0 / 0 when nothing was pending).
     grants: score grants evaluated in this session (total, by_family, by_full_mode).
     grants_written: rows the run has inserted, over all its sessions (from the ledger; 0 for a dry run).
     already_present: grants INSERT IGNORE skipped because the row had appeared since evaluation.
@@ -140,6 +154,9 @@ class RunSummary:
     shards: int = 0
     shards_done_before: int = 0
     shards_failed: int = 0
+    read_mode: str = ""
+    scan_ranges: int = 0
+    waves: int = 0
     users: int = 0
     rows_read: dict = field(default_factory=lambda: {name: 0 for name in SCORE_TABLES})
     eligible_scores: int = 0
@@ -212,8 +229,14 @@ def check_config(config: BackfillConfig, engine: sa.Engine) -> set[str]:
         raise ConfigError(f"unknown score tables: {', '.join(sorted(unknown_tables))}")
     if config.since is not None and config.until is not None and config.since >= config.until:
         raise ConfigError(f"--since ({config.since}) must be before --until ({config.until})")
-    if config.shard_rows < 1 or config.write_batch_rows < 1:
-        raise ConfigError("--shard-rows and --batch-rows must be at least 1")
+    if config.shard_rows < 1 or config.write_batch_rows < 1 or config.scan_rows < 1:
+        raise ConfigError("--shard-rows, --batch-rows and --scan-rows must be at least 1")
+    if config.wave_rows is not None and config.wave_rows < 1:
+        raise ConfigError("--wave-rows must be at least 1")
+    if config.read not in READ_MODES:
+        raise ConfigError(f"--read must be one of {', '.join(READ_MODES)}, got {config.read!r}")
+    if config.read == "scan" and config.scope.restricts_users:
+        raise ConfigError("--read scan reads whole tables; a scoped run (tier, users, sample) reads by user")
     if not config.osu_location:
         raise ConfigError("--osu-dir is required")
     try:
@@ -437,6 +460,149 @@ def _mark_failed(engine: sa.Engine, run_id: str, summary: RunSummary) -> None:
         pass  # the database is unreachable: the run stays "running" and can be resumed all the same
 
 
+def choose_read(read: str, pending: list[Shard], bounds: dict[str, tuple[int, int, int]]) -> str:
+    """How a run reads its pending shards: "scan" (the score tables in primary-key ranges, rows handed
+    to the shards by cluster.workers.scan_range) or "users" (each shard task reads its users through
+    the userid index).
+
+    `read` "auto" scans when every pending shard is a whole userid range and they hold at least
+    SCAN_MIN_SHARE of the tables' rows (a full run, a large resume); a tier, a user list, a sample or
+    a resume of a few shards reads by user. Raises ConfigError for "scan" on shards that list users.
+    """
+    whole_ranges = all(shard.user_ids is None for shard in pending)
+    if read == "users":
+        return "users"
+    if read == "scan":
+        if not whole_ranges:
+            raise ConfigError("--read scan needs whole-range shards; a scoped run (tier, users, sample) reads by user")
+        return "scan"
+    total = sum(rows for _, _, rows in bounds.values())
+    return "scan" if whole_ranges and total and sum(s.rows for s in pending) >= SCAN_MIN_SHARE * total else "users"
+
+
+def _wave_rows(config: BackfillConfig) -> int:
+    """Rows per wave: `config.wave_rows`, else what a third of the cluster's object store holds."""
+    if config.wave_rows:
+        return config.wave_rows
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    return max(1_000_000, int(store / 3 / SCANNED_ROW_BYTES))
+
+
+class _ShardRunner:
+    """The driver's side of the shard phase: scans a wave's rows (scan reads), runs its shard tasks with
+    at most `in_flight` at once, and writes (or files) their grants as they arrive, filling the summary."""
+
+    def __init__(self, config: BackfillConfig, engine: sa.Engine, run_id: str, as_of: int, read_stats: bool,
+                 summary: RunSummary, log: db.RetryLog, raters: list, sink: _FileSink | None, bar: tqdm) -> None:
+        self.config, self.engine, self.run_id, self.as_of = config, engine, run_id, as_of
+        self.summary, self.log, self.raters, self.sink, self.bar = summary, log, raters, sink, bar
+        self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
+                            read_stats, config.retry, config.samples_per_reason, config.engine)
+        self.in_flight = config.max_in_flight or 2 * len(raters)
+        self.by_family = Counter({family: 0 for family in FAMILIES})
+        self.by_full_mode: Counter = Counter()
+        self.stage: Counter = Counter()
+        self.skipped: Counter = Counter()
+        self.samples: dict[str, list[dict]] = {}
+        self.candidates: list[dict] = []
+        self.rater_calls: list = []
+        self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+        self.max_rss = 0.0
+        self.write_seconds = 0.0
+
+    def track(self, shard: Shard, **values) -> None:
+        if self.config.apply:
+            db.retrying(lambda: ledger.update_shard(self.engine, self.run_id, shard.index, **values),
+                        f"update progress of shard {shard.index}", self.config.retry, self.log, self.config.db_url)
+
+    def fail(self, shard: Shard, exc: BaseException) -> None:
+        message = db.mask_text(f"{type(exc).__name__}: {exc}", self.config.db_url)[-2000:]
+        self.summary.shards_failed += 1
+        self.summary.database_errors["failed_shards"].append({"shard": shard.index, "error": message[-500:]})
+        self.track(shard, status="failed", error=message)
+        self.bar.update(1)
+
+    def scan(self, wave: list[Shard], ranges: list[ScanRange]) -> list[list] | None:
+        """Read every range for the wave's shards: per shard, the object refs of its rows. The ranges'
+        SR keys are queued at the raters as each range is read, and rated once the wave is read (a
+        map's keys from all ranges together: `RaterActor.queue`, `rate_queued`). None if a range
+        cannot be read (the wave's shards are then marked failed)."""
+        parts: list[list] = [[] for _ in wave]
+        queue, running = list(ranges), {}
+        n = len(self.raters)
+        if self.lookups is None:
+            self.lookups = read_lookups.remote(self.job)
+        while queue or running:
+            while queue and len(running) < self.in_flight:
+                scan = queue.pop(0)
+                refs = scan_range.options(num_returns=len(wave) + n + 1).remote(self.job, scan, wave, n, *self.lookups)
+                running[refs[-1]] = refs
+            done, _ = ray.wait(list(running), num_returns=1)
+            refs = running.pop(done[0])
+            try:
+                outcome: ScanOutcome = ray.get(done[0])
+            except (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError) as exc:
+                for ref in running:
+                    ray.cancel(ref)
+                for shard in wave:
+                    self.fail(shard, exc)
+                return None
+            self.stage.update(outcome.seconds)
+            self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+            self.log.merge(outcome.retries)
+            for position in range(len(wave)):
+                parts[position].append(refs[position])
+            self.rater_calls += [rater.queue.remote(keys) for rater, keys in zip(self.raters, refs[len(wave):-1])]
+        self.rater_calls += [rater.rate_queued.remote() for rater in self.raters]
+        return parts
+
+    def evaluate(self, wave: list[Shard], parts: list[list] | None) -> None:
+        """Run the wave's shard tasks (on `parts` when scanned) and write their grants as they finish."""
+        queue = list(zip(wave, parts if parts is not None else [[] for _ in wave]))
+        running: dict = {}
+        while queue or running:
+            while queue and len(running) < self.in_flight:
+                shard, shard_parts = queue.pop(0)
+                self.track(shard, status="running", stage="evaluating", started_at=ledger.now(), error=None,
+                           attempt=True)
+                running[process_shard.remote(self.job, shard, self.raters, *shard_parts)] = shard
+            done, _ = ray.wait(list(running), num_returns=1)
+            shard = running.pop(done[0])
+            try:
+                outcome: ShardOutcome = ray.get(done[0])
+            except (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError) as exc:
+                self.fail(shard, exc)
+                continue
+            self.write(shard, outcome)
+            self.bar.update(1)
+
+    def write(self, shard: Shard, outcome: ShardOutcome) -> None:
+        config, summary = self.config, self.summary
+        _add_outcome(summary, outcome, self.by_family, self.by_full_mode, self.stage, self.skipped, self.samples)
+        self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+        self.log.merge(outcome.retries)
+        fallback = _stats_only_rows(outcome, self.as_of, self.candidates)
+        write_started = time.perf_counter()
+        rows = outcome.grants.to_pylist()
+        if config.stats_fallback:
+            rows += fallback
+            summary.stats_fallback["granted"] += len(fallback)
+        if rows and self.sink is not None:
+            self.sink.write(pa.Table.from_pylist(rows, schema=GRANT_ARROW_SCHEMA))
+        if config.apply:
+            self.track(shard, stage="writing", rows_read=sum(outcome.rows_read.values()),
+                       eligible=outcome.eligible, grants=len(rows), skipped=sum(outcome.skipped.values()),
+                       db_retries=sum(outcome.retries.counts.values()))
+            result = ledger.write_ledgered(
+                self.engine, self.run_id, rows, source="score", shard=shard.index,
+                batch_rows=config.write_batch_rows, retry=config.retry, log=self.log, url=config.db_url,
+            )
+            summary.already_present += result.present
+            self.track(shard, status="done", stage="written", finished_at=ledger.now())
+            pause_point("shard")
+        self.write_seconds += time.perf_counter() - write_started
+
+
 def _process(
     config: BackfillConfig,
     engine: sa.Engine,
@@ -448,26 +614,14 @@ def _process(
     log: db.RetryLog,
 ) -> None:
     """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`)."""
-    by_family = Counter({family: 0 for family in FAMILIES})
-    by_full_mode: Counter = Counter()
-    stage: Counter = Counter()
-    skipped: Counter = Counter()
-    samples: dict[str, list[dict]] = {}
-    candidates: list[dict] = []
-    job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until, read_stats,
-                   config.retry, config.samples_per_reason, config.engine)
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
-
-    def track(shard: Shard, **values) -> None:
-        if config.apply:
-            db.retrying(lambda: ledger.update_shard(engine, run_id, shard.index, **values),
-                        f"update progress of shard {shard.index}", config.retry, log, config.db_url)
-
     rater_stats: list[dict] = []
-    stage_rss = [0.0]  # peak RSS (MB) reported by the shard tasks
-    write_seconds = 0.0
+    runner = None
     phase = time.perf_counter()
     if pending:
+        bounds = db.retrying(lambda: db.id_bounds(engine, config.tables), "read id bounds", config.retry, log,
+                             config.db_url)
+        summary.read_mode = choose_read(config.read, pending, bounds)
         started_ray = _start_ray(config)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(config.workers, cpus))
@@ -475,51 +629,17 @@ def _process(
         raters = [RaterActor.remote(settings, index, workers) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
         try:
-            in_flight_limit = config.max_in_flight or 2 * workers
-            queue = list(pending)
-            running: dict = {}
+            ranges = plan_scan(bounds, config.scan_rows) if summary.read_mode == "scan" else []
+            waves = plan_waves(pending, _wave_rows(config)) if ranges else [pending]
+            summary.scan_ranges, summary.waves = len(ranges), len(waves)
             with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-                while queue or running:
-                    while queue and len(running) < in_flight_limit:
-                        shard = queue.pop(0)
-                        track(shard, status="running", stage="evaluating", started_at=ledger.now(), error=None,
-                              attempt=True)
-                        running[process_shard.remote(job, shard, raters)] = shard
-                    done, _ = ray.wait(list(running), num_returns=1)
-                    shard = running.pop(done[0])
-                    try:
-                        outcome: ShardOutcome = ray.get(done[0])
-                    except (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError) as exc:
-                        message = db.mask_text(f"{type(exc).__name__}: {exc}", config.db_url)[-2000:]
-                        summary.shards_failed += 1
-                        summary.database_errors["failed_shards"].append({"shard": shard.index, "error": message[-500:]})
-                        track(shard, status="failed", error=message)
-                        bar.update(1)
-                        continue
-                    _add_outcome(summary, outcome, by_family, by_full_mode, stage, skipped, samples)
-                    stage_rss[0] = max(stage_rss[0], outcome.max_rss_mb)
-                    log.merge(outcome.retries)
-                    fallback = _stats_only_rows(outcome, as_of, candidates)
-                    write_started = time.perf_counter()
-                    rows = outcome.grants.to_pylist()
-                    if config.stats_fallback:
-                        rows += fallback
-                        summary.stats_fallback["granted"] += len(fallback)
-                    if rows and sink is not None:
-                        sink.write(pa.Table.from_pylist(rows, schema=GRANT_ARROW_SCHEMA))
-                    if config.apply:
-                        track(shard, stage="writing", rows_read=sum(outcome.rows_read.values()),
-                              eligible=outcome.eligible, grants=len(rows), skipped=sum(outcome.skipped.values()),
-                              db_retries=sum(outcome.retries.counts.values()))
-                        result = ledger.write_ledgered(
-                            engine, run_id, rows, source="score", shard=shard.index,
-                            batch_rows=config.write_batch_rows, retry=config.retry, log=log, url=config.db_url,
-                        )
-                        summary.already_present += result.present
-                        track(shard, status="done", stage="written", finished_at=ledger.now())
-                        pause_point("shard")
-                    write_seconds += time.perf_counter() - write_started
-                    bar.update(1)
+                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar)
+                for wave in waves:
+                    parts = runner.scan(wave, ranges) if ranges else None
+                    if ranges and parts is None:
+                        continue  # the wave's shards are marked failed; a resume reads them again
+                    runner.evaluate(wave, parts)
+            ray.get(runner.rater_calls)
             ray.get([rater.flush.remote() for rater in raters])
             rater_stats = ray.get([rater.stats.remote() for rater in raters])
         finally:
@@ -529,6 +649,7 @@ def _process(
                 ray.kill(rater)
             if started_ray:
                 ray.shutdown()
+    write_seconds = runner.write_seconds if runner is not None else 0.0
     summary.seconds["shards"] = time.perf_counter() - phase - write_seconds
     summary.seconds["write"] = write_seconds
 
@@ -539,24 +660,29 @@ def _process(
     summary.max_rss_mb = {
         "driver": round(peak_rss_mb(), 1),
         "raters": round(max((stats["max_rss_mb"] for stats in rater_stats), default=0.0), 1),
-        "shard_tasks": round(stage_rss[0], 1),
+        "shard_tasks": round(runner.max_rss if runner is not None else 0.0, 1),
     }
     summary.beatmaps_downloaded = sum(stats["downloads"] for stats in rater_stats)
     for stats in rater_stats:
         for reason, count in stats["errors"].items():
             summary.sr_errors[reason] = summary.sr_errors.get(reason, 0) + count
+    by_family = runner.by_family if runner is not None else Counter({family: 0 for family in FAMILIES})
+    by_full_mode = runner.by_full_mode if runner is not None else Counter()
     summary.grants = {
         "total": sum(by_family.values()),
         "by_family": {family: by_family[family] for family in FAMILIES},
         "by_full_mode": {str(mode): by_full_mode[mode] for mode in sorted(by_full_mode)},
     }
+    skipped = runner.skipped if runner is not None else Counter()
+    samples = runner.samples if runner is not None else {}
     summary.skipped = {reason: skipped[reason] for reason in sorted(skipped)}
     summary.skip_samples = [row for reason in sorted(samples) for row in samples[reason]]
-    _summarize_stats_only(summary, candidates)
+    _summarize_stats_only(summary, runner.candidates if runner is not None else [])
     summary.out = str(config.out) if config.out is not None else None
+    stage = runner.stage if runner is not None else Counter()
     summary.seconds.update(
-        read=stage["read"], prepare=stage["prepare"], rate=sum(stats["seconds"] for stats in rater_stats),
-        evaluate=stage["evaluate"],
+        scan=stage["scan"] + stage["split"], read=stage["read"], prepare=stage["prepare"],
+        rate=sum(stats["seconds"] for stats in rater_stats), evaluate=stage["evaluate"],
     )
 
 

@@ -6,12 +6,20 @@ shard never splits a user: its result is final and shards can run in any order, 
 A run over a subset of users (a tier, a list, a sample: cluster.scope) gives each shard the explicit
 `user_ids` it covers; an unscoped shard covers every user in its range. An applied run stores its plan
 (cluster.ledger) so that a resumed run works on exactly the same shards.
+
+How a shard's rows are read is a separate plan. A shard task can read its own users through the
+`userid` index (few users: a tier, a list, a resume of a few shards), but a whole-table run reads far
+faster in primary-key order: the tables are cut into `ScanRange`s of ids, each range is read once and
+its rows are handed to the shards of their users (cluster.workers.scan_range). Shards are taken in
+waves (`plan_waves`) so that only one wave's rows wait between the scan and the shard tasks.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +70,66 @@ def plan_shards(rows_by_user: dict[int, int], target_rows: int, explicit_users: 
             for s in shards
         ]
     return shards
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRange:
+    """Rows of score table `table` with `id_lo <= id <= id_hi`; `rows` is the planned estimate."""
+
+    index: int
+    table: str
+    id_lo: int
+    id_hi: int
+    rows: int
+
+
+def plan_scan(bounds: dict[str, tuple[int, int, int]], range_rows: int) -> list[ScanRange]:
+    """Cut each score table's id span into ranges of about `range_rows` rows.
+
+    `bounds`: (lowest id, highest id, rows) per table (cluster.db.id_bounds); ids are taken as spread
+    evenly over the span (auto-increment ids are), so a range's `rows` is an estimate. Empty tables get
+    no range. Raises ValueError if range_rows < 1.
+    """
+    if range_rows < 1:
+        raise ValueError(f"range_rows must be at least 1, got {range_rows}")
+    ranges: list[ScanRange] = []
+    for table, (lo, hi, rows) in bounds.items():
+        if rows <= 0:
+            continue
+        pieces = max(1, -(-rows // range_rows))
+        edges = np.linspace(lo, hi + 1, pieces + 1).round().astype(np.int64)
+        for start, stop in zip(edges[:-1], edges[1:]):
+            if stop > start:
+                ranges.append(ScanRange(len(ranges), table, int(start), int(stop) - 1, -(-rows // pieces)))
+    return ranges
+
+
+def plan_waves(shards: list[Shard], wave_rows: int) -> list[list[Shard]]:
+    """Group shards (in order) into waves of at most `wave_rows` planned rows each (a bigger shard is a
+    wave alone). Raises ValueError if wave_rows < 1."""
+    if wave_rows < 1:
+        raise ValueError(f"wave_rows must be at least 1, got {wave_rows}")
+    waves: list[list[Shard]] = []
+    rows = 0
+    for shard in shards:
+        if waves and rows + shard.rows <= wave_rows:
+            waves[-1].append(shard)
+            rows += shard.rows
+        else:
+            waves.append([shard])
+            rows = shard.rows
+    return waves
+
+
+def shard_positions(userids: np.ndarray, shards: list[Shard]) -> np.ndarray:
+    """For each userid, the position in `shards` (whole-range shards, in userid order) of the shard
+    that holds it, or -1 when none does (a user between shards or outside them)."""
+    if not shards:
+        return np.full(len(userids), -1, dtype=np.int64)
+    if any(s.user_ids is not None for s in shards):
+        raise ValueError("shard_positions takes whole-range shards only (user_ids None)")
+    los = np.array([s.user_lo for s in shards], dtype=np.int64)
+    his = np.array([s.user_hi for s in shards], dtype=np.int64)
+    position = np.searchsorted(los, userids, side="right") - 1
+    inside = (position >= 0) & (userids <= his[np.clip(position, 0, None)])
+    return np.where(inside, position, -1)

@@ -1,4 +1,4 @@
-"""Ray workers: SR rater actors and the per-shard task (read, prepare, rate, evaluate).
+"""Ray workers: SR rater actors, the table-scan task and the per-shard task (read, prepare, rate, evaluate).
 
 rosu-pp holds the GIL, so ratings run in separate processes: one `RaterActor` per worker. Every key
 of a beatmap is routed to the same actor (by its md5), so a map is parsed by one worker for all its
@@ -19,7 +19,7 @@ import pyarrow as pa
 import ray
 
 from cluster import db
-from cluster.shards import Shard
+from cluster.shards import ScanRange, Shard, shard_positions
 from conditions.catalogue import load_catalogue
 from conditions.evaluate import evaluate, prepare_scores, sr_keys, stats_only
 from sr.cache import SRCache
@@ -69,6 +69,7 @@ class RaterActor:
     Keys already in the persistent SR cache for this engine version are not rated again; new results
     are added to the cache by `flush()`. `rate(keys)` takes an Arrow table in sr.keys.SR_KEY_SCHEMA
     (mods: the engine's narrowed key mods) and returns SR_RESULT_SCHEMA rows for exactly those keys;
+    `queue(keys)` and `rate_queued()` rate a table scan's keys ahead of the shards that ask for them;
     `stats()` reports what the actor did.
     """
 
@@ -88,11 +89,48 @@ class RaterActor:
         self.maps = ParsedMaps()
         self.requested: set[tuple[str, int, int]] = set()
         self.unflushed: list[pa.Table] = []
+        self.queued: list[pa.Table] = []
         self.calculations = 0
         self.seconds = 0.0
 
     def rate(self, keys: pa.Table) -> pa.Table:
         started = time.perf_counter()
+        requested = self._rate_unknown(keys)
+        values = [self.known[key] for key in requested]
+        columns = [
+            [key[0] for key in requested],
+            [key[1] for key in requested],
+            [key[2] for key in requested],
+            [value[0] for value in values],
+            [value[1] for value in values],
+            [value[2] for value in values],
+        ]
+        self.seconds += time.perf_counter() - started
+        return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SR_RESULT_SCHEMA)], schema=SR_RESULT_SCHEMA)
+
+    def queue(self, keys: pa.Table) -> int:
+        """Hold keys (SR_KEY_SCHEMA) to rate later with `rate_queued`: the table scan sends each
+        range's keys as it reads them, and a map's keys from every range are then rated together, the
+        map parsed once. Returns the keys held so far."""
+        if keys.num_rows:
+            self.queued.append(keys)
+        return sum(table.num_rows for table in self.queued)
+
+    def rate_queued(self, chunk_keys: int = 20_000) -> int:
+        """Rate the queued keys not rated yet, by beatmap, `chunk_keys` at a time (a map's keys stay
+        together; the parsed-map LRU carries a map across a chunk edge). Returns the keys queued."""
+        if not self.queued:
+            return 0
+        started = time.perf_counter()
+        keys = pa.concat_tables(self.queued)
+        self.queued = []
+        unique = pl.from_arrow(keys).unique(["beatmap_md5", "mode_vn", "mods"]).sort(["beatmap_md5", "mode_vn", "mods"])
+        for start in range(0, unique.height, chunk_keys):
+            self._rate_unknown(unique.slice(start, chunk_keys).to_arrow().cast(SR_KEY_SCHEMA))
+        self.seconds += time.perf_counter() - started
+        return unique.height
+
+    def _rate_unknown(self, keys: pa.Table) -> list[tuple[str, int, int]]:
         requested = list(zip(*(keys.column(name).to_pylist() for name in ("beatmap_md5", "mode_vn", "mods"))))
         self.requested.update(requested)
         unknown = [i for i, key in enumerate(requested) if key not in self.known]
@@ -108,17 +146,7 @@ class RaterActor:
                     row["sr"],
                     row["skip_reason"],
                 )
-        values = [self.known[key] for key in requested]
-        columns = [
-            [key[0] for key in requested],
-            [key[1] for key in requested],
-            [key[2] for key in requested],
-            [value[0] for value in values],
-            [value[1] for value in values],
-            [value[2] for value in values],
-        ]
-        self.seconds += time.perf_counter() - started
-        return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SR_RESULT_SCHEMA)], schema=SR_RESULT_SCHEMA)
+        return requested
 
     def flush(self) -> int:
         """Add the results rated since the last flush to the SR cache. Returns the rows kept."""
@@ -223,11 +251,13 @@ def _catalogue(achievement_ids: tuple[int, ...] | None):
 
 
 @ray.remote(num_cpus=0)
-def process_shard(job: ShardJob, shard: Shard, raters: list) -> ShardOutcome:
+def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table) -> ShardOutcome:
     """Read a shard's scores, have the raters rate its SR keys, evaluate the catalogue on it.
 
-    Runs with no CPU reserved: it spends most of its time waiting on the database and the raters,
-    which hold the CPUs. The driver bounds how many run at once. Reads are retried on lost
+    `scanned`: the shard's rows as the table scan handed them out (`scan_range`, one table per
+    range, SCORE_ARROW_SCHEMA), or nothing: the task then reads its users' rows itself through the
+    userid index. Runs with no CPU reserved: it spends most of its time waiting on the database and
+    the raters, which hold the CPUs. The driver bounds how many run at once. Reads are retried on lost
     connections, deadlocks and lock-wait timeouts (cluster.db.retrying); raises DatabaseUnavailable
     when the retries run out.
     """
@@ -237,10 +267,15 @@ def process_shard(job: ShardJob, shard: Shard, raters: list) -> ShardOutcome:
     engine = db.connect(job.db_url)
     users = shard.user_ids
     try:
-        scores, rows_read = db.retrying(
-            lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
-            f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
-        )
+        if scanned:
+            scores = pa.concat_tables(scanned)
+            counts = dict(pl.from_arrow(scores.select(["source"])).get_column("source").value_counts().iter_rows())
+            rows_read = {name: int(counts.get(name, 0)) for name in job.tables}
+        else:
+            scores, rows_read = db.retrying(
+                lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
+                f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
+            )
         held = db.retrying(
             lambda: db.read_held(engine, shard.user_lo, shard.user_hi, users),
             f"read achievements of shard {shard.index}", job.retry, retries, job.db_url,
@@ -305,3 +340,78 @@ def _rate(keys: pl.DataFrame, raters: list) -> pl.DataFrame:
     ]
     tables = ray.get(pending)
     return pl.from_arrow(pa.concat_tables(tables)).select("beatmap_md5", "mode_vn", "mods", "sr", "skip_reason")
+
+
+@dataclass(slots=True)
+class ScanOutcome:
+    """What one `scan_range` task reports besides the rows it hands out: rows read, rows kept for the
+    wave's shards, unique SR keys sent to the raters, seconds (read, split), retries and peak RSS."""
+
+    scan: ScanRange
+    rows_read: int
+    rows_kept: int
+    keys: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    retries: db.RetryLog = field(default_factory=db.RetryLog)
+    max_rss_mb: float = 0.0
+
+
+@ray.remote(num_cpus=0, num_returns=2)
+def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table]:
+    """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
+    read once and kept in the object store. Retried like the shard reads."""
+    engine = db.connect(job.db_url)
+    try:
+        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=job.db_url)
+    finally:
+        engine.dispose()
+
+
+@ray.remote(num_cpus=0)
+def scan_range(
+    job: ShardJob, scan: ScanRange, wave: list[Shard], n_raters: int, beatmap_rows: pa.Table, user_rows: pa.Table
+) -> tuple:
+    """Read one id range of a score table and split its rows among the shards of a wave.
+
+    The rows are read without joins and joined here to the run's lookups (`read_lookups`, passed as
+    object refs), as the per-user reads join them in SQL (cluster.db.join_lookups). Call with
+    `.options(num_returns=len(wave) + n_raters + 1)`. Returns, in order: one Arrow table
+    (SCORE_ARROW_SCHEMA) per shard of `wave` (whole-range shards, userid order) with the range's
+    rows of that shard's users (rows of other users are dropped); then, per rater, the unique SR keys
+    (SR_KEY_SCHEMA) of the eligible kept rows routed to it (`route`), for `RaterActor.queue`, so a
+    wave's keys are rated before its shards are evaluated; then a ScanOutcome. Reads are retried like
+    the shard reads; raises DatabaseUnavailable when the retries run out.
+    """
+    seconds: dict[str, float] = {}
+    retries = db.RetryLog()
+    started = time.perf_counter()
+    engine = db.connect(job.db_url)
+    try:
+        rows = db.retrying(
+            lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi),
+            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
+        )
+        case_insensitive = engine.dialect.name in ("mysql", "mariadb")
+    finally:
+        engine.dispose()
+    seconds["scan"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    frame = pl.from_arrow(rows)
+    positions = shard_positions(frame.get_column("userid").to_numpy(), wave)
+    frame = pl.from_arrow(
+        db.join_lookups(frame.filter(pl.Series(positions >= 0)).to_arrow(), beatmap_rows, user_rows, case_insensitive)
+    ).with_columns(_position=pl.Series(positions[positions >= 0]))
+    parts = frame.partition_by("_position", as_dict=True, include_key=False)
+    empty = db.SCORE_ARROW_SCHEMA.empty_table()
+    tables = [parts[(p,)].to_arrow().cast(db.SCORE_ARROW_SCHEMA) if (p,) in parts else empty for p in range(len(wave))]
+    prepared = narrow_sr_keys(prepare_scores(frame.drop("_position"), job.since, job.until), job.engine)
+    keys = sr_keys(prepared).with_columns(rater=route(n_raters))
+    by_rater = keys.partition_by("rater", as_dict=True, include_key=False)
+    key_tables = [
+        by_rater[(r,)].to_arrow().cast(SR_KEY_SCHEMA) if (r,) in by_rater else SR_KEY_SCHEMA.empty_table()
+        for r in range(n_raters)
+    ]
+    seconds["split"] = time.perf_counter() - started
+    outcome = ScanOutcome(scan, rows.num_rows, frame.height, keys.height, seconds, retries, peak_rss_mb())
+    return (*tables, *key_tables, outcome)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cluster.ledger import check_run_id, new_run_id
-from cluster.pipeline import BackfillConfig, run_backfill
+from cluster.pipeline import READ_MODES, BackfillConfig, run_backfill
 from cluster.schema import SCORE_TABLES
 from cluster.scope import TIERS, Scope, achievement_ids_for
 from conditions.catalogue import load_catalogue
@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default: {DEFAULT_ENGINE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--read", choices=READ_MODES, default="auto", help="how shards get their rows: scan the "
+                        "tables in id ranges and hand rows to the shards, or read each shard's users by index "
+                        "(default auto: scan for a whole-table run, by user for a scoped one)")
+    parser.add_argument("--scan-rows", type=int, default=250_000, help="rows per id range of a scan (default 250,000)")
+    parser.add_argument("--wave-rows", type=int, help="most scanned rows waiting for their shards at once "
+                        "(default: a third of the Ray object store)")
 
     store = parser.add_argument_group("star ratings: cache and missing maps")
     store.add_argument("--sr-cache", default=os.environ.get(CACHE_ENV, "srb-cache"),
@@ -163,6 +169,9 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         sr_cache=None if args.no_sr_cache else args.sr_cache,
         fetch_missing=args.fetch_missing,
         fetch_rate=args.fetch_rate,
+        read=args.read,
+        scan_rows=args.scan_rows,
+        wave_rows=args.wave_rows,
     )
 
 

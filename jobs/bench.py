@@ -12,8 +12,8 @@ Steps (each pipeline run in a fresh spawned process with its own local Ray, so p
    do the same work: by default both are dry runs writing their grants to a throwaway --out Parquet
    file; with --apply the cold run inserts (ledgered), is rolled back (not timed), and the warm run
    inserts the same rows again;
-4. the compute floor: the seconds to just read every score row (one process, shard by shard, the
-   pipeline's read path) + unique SR keys x the median seconds of one calculation (a sample of the
+4. the compute floor: the seconds to just read every score row (one process, the run's read path:
+   range by range for a table scan, shard by shard for reads by user) + unique SR keys x the median seconds of one calculation (a sample of the
    run's keys timed with the live engine, each map loaded once and parsed once per mode) / workers;
 5. the naive way on a sample (default 2,000 scores): load, parse and rate every score on its own, one
    process; naive_ratio = naive seconds per score / the cold run's seconds per score;
@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from cluster import bench
 from cluster.db import mask_url
 from cluster.errors import ConfigError
-from cluster.pipeline import BackfillConfig
+from cluster.pipeline import READ_MODES, BackfillConfig
 from cluster.scale import build_scaled_database
 from cluster.schema import SCORE_TABLES
 from cluster.scope import Scope
@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rater processes (default: CPUs)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="score rows per shard (default 100,000)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default {DEFAULT_ENGINE})")
+    parser.add_argument("--read", choices=READ_MODES, default="auto", help="the runs' read path (sr-backfill run --read)")
     parser.add_argument("--apply", action="store_true", help="apply both runs (cold run rolled back before the warm one)")
     parser.add_argument("--naive-scores", type=int, default=2000, help="scores rated the naive way (default 2,000)")
     parser.add_argument("--key-sample", type=int, default=3000, help="keys timed for the cost of one calculation")
@@ -100,11 +101,13 @@ def _server(url: str, statement: str) -> None:
 
 
 def _stage_seconds(run: dict) -> dict:
-    """Seconds per stage of a run: read / prepare / evaluate are summed over the shard tasks, sr over
+    """Seconds per stage of a run: read (the scan tasks' reads and splits plus the shard tasks' own
+    reads) / prepare / evaluate are summed over the tasks, sr over
     the raters (task-seconds, so they may exceed the wall on several CPUs); plan, shards (the wall of
     the shard phase, writes excluded), write (the driver's writes) and total are wall seconds."""
     s = run["seconds"]
-    return {"plan_s": s.get("plan", 0.0), "read_s": s.get("read", 0.0), "sr_s": s.get("rate", 0.0),
+    return {"plan_s": s.get("plan", 0.0), "read_s": round(s.get("scan", 0.0) + s.get("read", 0.0), 3),
+            "sr_s": s.get("rate", 0.0),
             "evaluate_s": round(s.get("prepare", 0.0) + s.get("evaluate", 0.0), 3), "write_s": s.get("write", 0.0),
             "shards_wall_s": s.get("shards", 0.0), "total_s": s.get("total", 0.0)}
 
@@ -116,7 +119,8 @@ def _run_figures(run: dict) -> dict:
             "unique_keys": run["sr_keys"], "sr_calcs": run["sr_calculations"], "sr_cache_hits": run["sr_cache_hits"],
             "sr_errors": sum(run["sr_errors"].values()), "grants": run["grants"].get("total", 0),
             "grants_written": run["grants_written"], "max_rss_mb": run["max_rss_mb"], "workers": run["workers"],
-            "shards": run["shards"], "stages": _stage_seconds(run), "process_wall_s": round(run["process_wall_s"], 3)}
+            "shards": run["shards"], "read_mode": run.get("read_mode", ""), "stages": _stage_seconds(run),
+            "process_wall_s": round(run["process_wall_s"], 3)}
 
 
 def measure(args: argparse.Namespace, say=print) -> dict:
@@ -169,7 +173,7 @@ def _benchmark(args, url: str, osu_dir: str, work: Path, tag: str, result: dict,
     config = BackfillConfig(db_url=url, osu_location=osu_dir, apply=args.apply,
                             out=None if args.apply else work / "cold.parquet", workers=args.workers,
                             shard_rows=args.shard_rows, engine=args.engine, progress=False,
-                            run_id=f"bench-cold-{tag}", sr_cache=str(cold_cache))
+                            run_id=f"bench-cold-{tag}", sr_cache=str(cold_cache), read=args.read)
     say("bench: cold run (empty SR cache)")
     cold = bench.run_isolated(config)
     result.update(_run_figures(cold))
@@ -195,7 +199,7 @@ def _benchmark(args, url: str, osu_dir: str, work: Path, tag: str, result: dict,
         result["warm"], result["warm_speedup"] = None, None
 
     say("bench: floor (read all rows; time a sample of keys)")
-    read_s, rows = bench.read_seconds(url, args.shard_rows)
+    read_s, rows = bench.read_seconds(url, args.shard_rows, cold["read_mode"] or "users")
     costs = bench.key_costs(bench.sample_keys(url, str(cold_cache), args.engine, args.key_sample), osu_dir, args.engine)
     workers = cold["workers"] or args.workers
     compute_s = cold["sr_keys"] * costs.median_s / workers
@@ -255,7 +259,8 @@ def format_table(r: dict) -> str:
     """The printed table of a benchmark result (`measure`)."""
     cold, warm, floor = r["cold"], r.get("warm"), r["floor"]
     rss = cold["max_rss_mb"]
-    lines = [f"sr-backfill bench: {r['scores']:,} scores, {cold['workers']} workers, {cold['shards']} shards; {r['mode']}",
+    lines = [f"sr-backfill bench: {r['scores']:,} scores, {cold['workers']} workers, {cold['shards']} shards, "
+             f"read {cold.get('read_mode') or '?'}; {r['mode']}",
              f"  {'':34} {'cold':>12} {'warm':>12}"]
 
     def row(label, key, fmt="{:,.1f}", source="stages"):
@@ -264,7 +269,7 @@ def format_table(r: dict) -> str:
         lines.append(f"  {label:34} {fmt.format(c):>12} {(fmt.format(w) if w is not None else '-'):>12}")
 
     row("plan (s, wall)", "plan_s")
-    row("read (s, summed over shard tasks)", "read_s")
+    row("read (s, summed over tasks)", "read_s")
     row("SR (s, summed over raters)", "sr_s")
     row("evaluate (s, summed, incl. prepare)", "evaluate_s")
     row("write (s, driver wall)", "write_s")

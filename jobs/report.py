@@ -44,7 +44,9 @@ def format_summary(summary: dict) -> str:
         f"  workers / shards    {summary['workers']} / {summary['shards']}"
         + (f" ({summary['shards_done_before']} done before)" if summary.get("shards_done_before") else "")
         + (f", {summary['shards_failed']} FAILED" if summary.get("shards_failed") else ""),
-        "  rows read           " + ", ".join(f"{name} {count:,}" for name, count in summary["rows_read"].items()),
+        "  rows read           " + ", ".join(f"{name} {count:,}" for name, count in summary["rows_read"].items())
+        + (f" (table scan: {summary['scan_ranges']} id ranges, {summary['waves']} waves)"
+           if summary.get("read_mode") == "scan" else " (by user)" if summary.get("read_mode") == "users" else ""),
         f"  eligible scores     {summary['eligible_scores']:,}",
         "  not eligible        " + ", ".join(f"{reason} {count:,}" for reason, count in summary["ineligible"].items()),
         f"  unique SR keys      {summary['sr_keys']:,}",

@@ -38,7 +38,7 @@ PRODUCTION_TABLES = (
 
 
 def run_job(url: str, osu_dir: Path, work: Path, *, apply: bool, out: Path | None = None,
-            tag: str = "run") -> dict:
+            tag: str = "run", read: str | None = None, extra: tuple[str, ...] = ()) -> dict:
     from jobs.cli import main  # imported here so the scenario tests run before the job exists
 
     report_path = work / f"report-{tag}.json"
@@ -47,6 +47,9 @@ def run_job(url: str, osu_dir: Path, work: Path, *, apply: bool, out: Path | Non
         argv.append("--apply")
     if out is not None:
         argv += ["--out", str(out)]
+    if read is not None:
+        argv += ["--read", read]
+    argv += list(extra)
     rc = main(argv)
     assert rc == 0, f"main({argv}) returned {rc}"
     assert report_path.exists(), "--report file was not written"
@@ -339,10 +342,17 @@ def test_apply_grants_exactly_the_expected_rows_then_rerun_is_a_no_op(fresh_mari
 
 @pytest.mark.db
 @pytest.mark.ray
-@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+# the scan case cuts the 5,047 rows into many shards, id ranges and waves, so rows of one user arrive
+# from several ranges and tables
+@pytest.mark.parametrize(
+    ("suffix", "read", "extra"),
+    [(".parquet", "scan", ("--shard-rows", "100", "--scan-rows", "700", "--wave-rows", "1500")), (".csv", "users", ())],
+)
 def test_dry_run_writes_the_expected_grants_to_out_and_nothing_to_the_database(
-    fresh_mariadb_url, tmp_path, ray_session, suffix
+    fresh_mariadb_url, tmp_path, ray_session, suffix, read, extra
 ):
+    """Both read paths (a table scan handing rows to the shards, and per-shard reads by user) give
+    exactly the expected grants."""
     url = fresh_mariadb_url
     osu_dir = tmp_path / "osu"
     sc.setup_database(url, osu_dir)
@@ -350,7 +360,10 @@ def test_dry_run_writes_the_expected_grants_to_out_and_nothing_to_the_database(
     out = tmp_path / f"grants{suffix}"
     problems: list[str] = []
 
-    report = run_job(url, osu_dir, tmp_path, apply=False, out=out, tag="dry")
+    report = run_job(url, osu_dir, tmp_path, apply=False, out=out, tag="dry", read=read, extra=extra)
+    assert report["read_mode"] == read
+    if read == "scan":
+        assert report["shards"] > 1 and report["waves"] > 1 and report["scan_ranges"] > 5, report
 
     if table_fingerprint(url) != before:
         problems.append("a run without --apply wrote to the database")

@@ -63,10 +63,11 @@ def test_bench_on_a_tiny_database(fresh_mariadb_url, tmp_path, capsys):
 
 @pytest.mark.ray
 def test_memory_is_bounded_by_the_shard_not_the_run(tmp_path):
-    """Peak RSS of the driver and of the shard tasks at 2N scores stays within 15% + 40 MB of N's.
+    """Peak RSS of the driver and of the shard and scan tasks at 2N scores stays within 15% + 40 MB of N's.
 
-    With shards of 2,000 rows, N = 30k scores is ~15 shards and 2N ~30; a shard task holds one shard
-    (a few MB of Arrow/polars), the driver one shard's grants at a time. If either held the whole
+    With shards of 2,000 rows, N = 30k scores is ~15 shards and 2N ~30; the table scan reads id ranges
+    of 5,000 rows and hands them out in waves of at most 20,000 rows, so a scan task holds one range,
+    a shard task one shard (a few MB of Arrow/polars), the driver one shard's grants at a time. If either held the whole
     run, the 2N run would hold 30k more score rows: ~200 bytes of Arrow per row, x5 for the polars
     copies of prepare/evaluate, is +30 MB at least on top of what the N run held, and the grants
     the driver keeps would double. The tolerance (15% of a ~250-400 MB baseline of Python, Ray,
@@ -81,8 +82,10 @@ def test_memory_is_bounded_by_the_shard_not_the_run(tmp_path):
             build_scaled_database(url, osu, MAPS, scores=scores, maps=200, users=scores // 60, seed=5)
             run = bench.run_isolated(BackfillConfig(db_url=url, osu_location=str(osu), workers=2, shard_rows=2000,
                                                     progress=False, out=tmp_path / f"grants-{scores}.parquet",
-                                                    sr_cache=str(tmp_path / f"cache-{scores}")))
+                                                    sr_cache=str(tmp_path / f"cache-{scores}"), read="scan",
+                                                    scan_rows=5000, wave_rows=20_000))
         assert sum(run["rows_read"].values()) == scores and run["shards"] >= 10
+        assert run["read_mode"] == "scan" and run["waves"] >= scores // 20_000 and run["scan_ranges"] >= scores // 5000
         peaks[scores] = run["max_rss_mb"]
     small, large = peaks[30_000], peaks[60_000]
     report_figure(f"peak RSS MB at 30k / 60k scores (2k-row shards): driver {small['driver']:.0f} / {large['driver']:.0f}, "
