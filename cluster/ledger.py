@@ -434,8 +434,32 @@ def _insert_row_by_row(conn: sa.Connection, batch: list[dict]) -> list[tuple[dic
     return written
 
 
+class _BatchConnection:
+    """The connection write batches run on: kept from one batch to the next (a new connection per batch took
+    a quarter of the write time on MariaDB), closed after any error so that a retry starts on a fresh one."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.conn: sa.Connection | None = None
+
+    @contextmanager
+    def use(self) -> Iterator[sa.Connection]:
+        conn, self.conn = self.conn or self.engine.connect(), None
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 def _write_batch(
-    engine: sa.Engine, run_id: str, batch: list[dict], source: str, shard: int | None
+    connection: _BatchConnection, run_id: str, batch: list[dict], source: str, shard: int | None
 ) -> tuple[int, int]:
     """Insert one batch and its ledger rows (and progress counts) in one transaction: (inserted, present)."""
 
@@ -451,7 +475,7 @@ def _write_batch(
                         batches=shards.c.batches + 1, stage="writing", updated_at=stamp)
             )
 
-    with engine.connect() as conn:
+    with connection.use() as conn:
         try:
             with conn.begin():
                 written = _insert_whole_batch(conn, batch)
@@ -485,21 +509,26 @@ def write_ledgered(
     in users_achievements already is skipped (INSERT IGNORE) and not recorded. Each batch commits as
     one transaction with its ledger rows and, for a backfill shard, its progress counts; a retryable
     database error redoes the batch (see cluster.db.retrying), which is exact because a committed
-    batch's rows are skipped on the second try. Raises DatabaseUnavailable when retries run out.
+    batch's rows are skipped on the second try. The batches share one connection until an error, after
+    which the retry opens a new one. Raises DatabaseUnavailable when retries run out.
     """
     rows = _grant_rows(grants)
     out = WriteResult()
-    for number, start in enumerate(range(0, len(rows), batch_rows)):
-        batch = rows[start : start + batch_rows]
-        inserted, present = db.retrying(
-            lambda batch=batch: _write_batch(engine, run_id, batch, source, shard),
-            f"write batch {number}" + (f" of shard {shard}" if shard is not None else ""),
-            retry, log, url,
-        )
-        pause_point("commit")
-        out.inserted += inserted
-        out.present += present
-        out.batches += 1
+    connection = _BatchConnection(engine)
+    try:
+        for number, start in enumerate(range(0, len(rows), batch_rows)):
+            batch = rows[start : start + batch_rows]
+            inserted, present = db.retrying(
+                lambda batch=batch: _write_batch(connection, run_id, batch, source, shard),
+                f"write batch {number}" + (f" of shard {shard}" if shard is not None else ""),
+                retry, log, url,
+            )
+            pause_point("commit")
+            out.inserted += inserted
+            out.present += present
+            out.batches += 1
+    finally:
+        connection.close()
     return out
 
 

@@ -126,9 +126,11 @@ class BackfillConfig:
 class RunSummary:
     """Counts and timings of a run (the summary printed and the --report JSON).
 
-    seconds: wall seconds of the driver's phases (plan, shards, write, total) and summed worker
-    seconds per stage (scan: the table-scan tasks' reads and splits; read: the shard tasks' own reads;
-    prepare, rate, evaluate).
+    seconds: wall seconds of the driver's phases (plan, ray_start, shards, write, total; inside shards:
+    scan_wall, reading the waves, rate_wall, rating their keys, and evaluate_wall, their shard tasks,
+    writes excluded) and summed
+    worker seconds per stage (scan: the table-scan tasks' reads and splits; read: the shard tasks' own
+    reads; prepare, rate, evaluate).
     read_mode / scan_ranges / waves: how the shards were read (`choose_read`), in how many id ranges
     and waves (0 / 0 / 0 when nothing was pending).
     grants: score grants evaluated in this session (total, by_family, by_full_mode).
@@ -509,6 +511,8 @@ class _ShardRunner:
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
         self.max_rss = 0.0
         self.write_seconds = 0.0
+        # driver wall seconds: scan_wall (reading waves), rate_wall (their queued keys), evaluate_wall (writes excluded)
+        self.walls: Counter = Counter()
 
     def track(self, shard: Shard, **values) -> None:
         if self.config.apply:
@@ -527,6 +531,7 @@ class _ShardRunner:
         SR keys are queued at the raters as each range is read, and rated once the wave is read (a
         map's keys from all ranges together: `RaterActor.queue`, `rate_queued`). None if a range
         cannot be read (the wave's shards are then marked failed)."""
+        started = time.perf_counter()
         parts: list[list] = [[] for _ in wave]
         queue, running = list(ranges), {}
         n = len(self.raters)
@@ -546,6 +551,7 @@ class _ShardRunner:
                     ray.cancel(ref)
                 for shard in wave:
                     self.fail(shard, exc)
+                self.walls["scan_wall"] += time.perf_counter() - started
                 return None
             self.stage.update(outcome.seconds)
             self.max_rss = max(self.max_rss, outcome.max_rss_mb)
@@ -554,10 +560,20 @@ class _ShardRunner:
                 parts[position].append(refs[position])
             self.rater_calls += [rater.queue.remote(keys) for rater, keys in zip(self.raters, refs[len(wave):-1])]
         self.rater_calls += [rater.rate_queued.remote() for rater in self.raters]
+        self.walls["scan_wall"] += time.perf_counter() - started
         return parts
+
+    def wait_for_raters(self) -> None:
+        """Wait until the raters have rated the keys queued so far (a wave's keys, rated before its shards
+        are evaluated: the phases are timed apart, and evaluation does not compete with rating)."""
+        started = time.perf_counter()
+        ray.get(self.rater_calls)
+        self.rater_calls = []
+        self.walls["rate_wall"] += time.perf_counter() - started
 
     def evaluate(self, wave: list[Shard], parts: list[list] | None) -> None:
         """Run the wave's shard tasks (on `parts` when scanned) and write their grants as they finish."""
+        started, writes_before = time.perf_counter(), self.write_seconds
         queue = list(zip(wave, parts if parts is not None else [[] for _ in wave]))
         running: dict = {}
         while queue or running:
@@ -575,6 +591,7 @@ class _ShardRunner:
                 continue
             self.write(shard, outcome)
             self.bar.update(1)
+        self.walls["evaluate_wall"] += time.perf_counter() - started - (self.write_seconds - writes_before)
 
     def write(self, shard: Shard, outcome: ShardOutcome) -> None:
         config, summary = self.config, self.summary
@@ -623,6 +640,7 @@ def _process(
                              config.db_url)
         summary.read_mode = choose_read(config.read, pending, bounds)
         started_ray = _start_ray(config)
+        summary.seconds["ray_start"] = time.perf_counter() - phase
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(config.workers, cpus))
         summary.workers = workers
@@ -638,6 +656,7 @@ def _process(
                     parts = runner.scan(wave, ranges) if ranges else None
                     if ranges and parts is None:
                         continue  # the wave's shards are marked failed; a resume reads them again
+                    runner.wait_for_raters()
                     runner.evaluate(wave, parts)
             ray.get(runner.rater_calls)
             ray.get([rater.flush.remote() for rater in raters])
@@ -683,6 +702,7 @@ def _process(
     summary.seconds.update(
         scan=stage["scan"] + stage["split"], read=stage["read"], prepare=stage["prepare"],
         rate=sum(stats["seconds"] for stats in rater_stats), evaluate=stage["evaluate"],
+        **(dict(runner.walls) if runner is not None else {}),
     )
 
 

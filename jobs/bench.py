@@ -104,12 +104,15 @@ def _stage_seconds(run: dict) -> dict:
     """Seconds per stage of a run: read (the scan tasks' reads and splits plus the shard tasks' own
     reads) / prepare / evaluate are summed over the tasks, sr over
     the raters (task-seconds, so they may exceed the wall on several CPUs); plan, shards (the wall of
-    the shard phase, writes excluded), write (the driver's writes) and total are wall seconds."""
+    the shard phase, writes excluded), write (the driver's writes) and total are wall seconds, as are
+    the shard phase's parts: Ray start, scan (reading the waves), rate (their keys), evaluate."""
     s = run["seconds"]
     return {"plan_s": s.get("plan", 0.0), "read_s": round(s.get("scan", 0.0) + s.get("read", 0.0), 3),
             "sr_s": s.get("rate", 0.0),
             "evaluate_s": round(s.get("prepare", 0.0) + s.get("evaluate", 0.0), 3), "write_s": s.get("write", 0.0),
-            "shards_wall_s": s.get("shards", 0.0), "total_s": s.get("total", 0.0)}
+            "shards_wall_s": s.get("shards", 0.0), "total_s": s.get("total", 0.0),
+            "ray_start_wall_s": s.get("ray_start", 0.0), "scan_wall_s": s.get("scan_wall", 0.0),
+            "rate_wall_s": s.get("rate_wall", 0.0), "evaluate_wall_s": s.get("evaluate_wall", 0.0)}
 
 
 def _run_figures(run: dict) -> dict:
@@ -269,6 +272,10 @@ def format_table(r: dict) -> str:
         lines.append(f"  {label:34} {fmt.format(c):>12} {(fmt.format(w) if w is not None else '-'):>12}")
 
     row("plan (s, wall)", "plan_s")
+    row("Ray start (s, wall)", "ray_start_wall_s")
+    row("scan: read waves (s, wall)", "scan_wall_s")
+    row("rate queued keys (s, wall)", "rate_wall_s")
+    row("evaluate shards (s, wall)", "evaluate_wall_s")
     row("read (s, summed over tasks)", "read_s")
     row("SR (s, summed over raters)", "sr_s")
     row("evaluate (s, summed, incl. prepare)", "evaluate_s")

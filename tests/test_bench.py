@@ -15,7 +15,7 @@ from tests.conftest import MAPS, report_figure, throwaway_database
 
 FIELDS = ("scores", "wall_s", "floor_s", "scores_per_s", "unique_keys", "sr_calcs", "max_rss_mb", "warm_speedup",
           "naive_ratio", "stages", "wall_over_floor", "cold", "warm", "floor", "naive")
-STAGES = ("plan_s", "read_s", "sr_s", "evaluate_s", "write_s", "total_s")
+STAGES = ("plan_s", "read_s", "sr_s", "evaluate_s", "write_s", "total_s", "scan_wall_s", "rate_wall_s", "evaluate_wall_s")
 
 
 def _args(**values) -> argparse.Namespace:
