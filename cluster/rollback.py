@@ -167,15 +167,22 @@ def _record(conn: sa.Connection, run_id: str, rows: list[dict], action: str, sou
 def delete_recorded(engine: sa.Engine, run_id: str, rows: list[dict], source: str) -> tuple[int, int]:
     """Delete the users_achievements rows that still equal `rows` (ledger-shaped dicts: ua_id, user_id,
     achievement_id, mode, created_at) and record each deletion as run `run_id`'s ("delete", `source`),
-    in one transaction. The rows are locked (FOR UPDATE on MySQL) between the check and the delete.
-    Returns (deleted, skipped: no longer equal)."""
+    in one transaction. On MySQL the rows are locked (FOR UPDATE) between the check and the delete, which
+    then goes by id; on SQLite (no row locks) the delete matches every checked value. Returns (deleted,
+    skipped: no longer equal)."""
     table = users_achievements
     with engine.begin() as conn:
         current = _current_by_id(conn, [int(r["ua_id"]) for r in rows], lock=True)
         equal = [r for r in rows if current.get(int(r["ua_id"])) == _values(r)]
         if equal:
-            match = sa.tuple_(table.c.id, table.c.user_id, table.c.achievement_id, table.c.mode, table.c.created_at)
-            result = conn.execute(sa.delete(table).where(match.in_([tuple(int(r[c]) for c in ROW) for r in equal])))
+            if conn.dialect.name in ("mysql", "mariadb"):
+                # by id: the rows were just checked equal and stay locked until the commit (a row-value
+                # IN of five columns made MariaDB scan an index per batch: 0.84 s against 8 ms for 1,000)
+                match = table.c.id.in_([int(r["ua_id"]) for r in equal])
+            else:  # no row locks: the delete itself requires the values checked
+                columns = sa.tuple_(table.c.id, table.c.user_id, table.c.achievement_id, table.c.mode, table.c.created_at)
+                match = columns.in_([tuple(int(r[c]) for c in ROW) for r in equal])
+            result = conn.execute(sa.delete(table).where(match))
             if result.rowcount != len(equal):
                 raise RuntimeError(f"deleted {result.rowcount} rows, expected {len(equal)}: rows changed under a lock")
             _record(conn, run_id, equal, "delete", source)
