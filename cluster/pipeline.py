@@ -237,8 +237,6 @@ def check_config(config: BackfillConfig, engine: sa.Engine) -> set[str]:
         raise ConfigError("--wave-rows must be at least 1")
     if config.read not in READ_MODES:
         raise ConfigError(f"--read must be one of {', '.join(READ_MODES)}, got {config.read!r}")
-    if config.read == "scan" and config.scope.restricts_users:
-        raise ConfigError("--read scan reads whole tables; a scoped run (tier, users, sample) reads by user")
     if not config.osu_location:
         raise ConfigError("--osu-dir is required")
     try:
@@ -464,22 +462,17 @@ def _mark_failed(engine: sa.Engine, run_id: str, summary: RunSummary) -> None:
 
 def choose_read(read: str, pending: list[Shard], bounds: dict[str, tuple[int, int, int]]) -> str:
     """How a run reads its pending shards: "scan" (the score tables in primary-key ranges, rows handed
-    to the shards by cluster.workers.scan_range) or "users" (each shard task reads its users through
-    the userid index).
+    to the shards by cluster.workers.scan_range, rows of other users dropped) or "users" (each shard
+    task reads its users through the userid index).
 
-    `read` "auto" scans when every pending shard is a whole userid range and they hold at least
-    SCAN_MIN_SHARE of the tables' rows (a full run, a large resume); a tier, a user list, a sample or
-    a resume of a few shards reads by user. Raises ConfigError for "scan" on shards that list users.
+    `read` "auto" scans when the pending shards hold at least SCAN_MIN_SHARE of the tables' rows (a
+    full run, a large tier, a large resume); a user list, a sample or a resume of a few shards reads by
+    user.
     """
-    whole_ranges = all(shard.user_ids is None for shard in pending)
-    if read == "users":
-        return "users"
-    if read == "scan":
-        if not whole_ranges:
-            raise ConfigError("--read scan needs whole-range shards; a scoped run (tier, users, sample) reads by user")
-        return "scan"
+    if read in ("users", "scan"):
+        return read
     total = sum(rows for _, _, rows in bounds.values())
-    return "scan" if whole_ranges and total and sum(s.rows for s in pending) >= SCAN_MIN_SHARE * total else "users"
+    return "scan" if total and sum(s.rows for s in pending) >= SCAN_MIN_SHARE * total else "users"
 
 
 def _wave_rows(config: BackfillConfig) -> int:
@@ -537,10 +530,11 @@ class _ShardRunner:
         n = len(self.raters)
         if self.lookups is None:
             self.lookups = read_lookups.remote(self.job)
+        wave_ref = ray.put(wave)  # once, not once per range (a scoped wave lists its users)
         while queue or running:
             while queue and len(running) < self.in_flight:
                 scan = queue.pop(0)
-                refs = scan_range.options(num_returns=len(wave) + n + 1).remote(self.job, scan, wave, n, *self.lookups)
+                refs = scan_range.options(num_returns=len(wave) + n + 1).remote(self.job, scan, wave_ref, n, *self.lookups)
                 running[refs[-1]] = refs
             done, _ = ray.wait(list(running), num_returns=1)
             refs = running.pop(done[0])

@@ -122,14 +122,22 @@ def plan_waves(shards: list[Shard], wave_rows: int) -> list[list[Shard]]:
 
 
 def shard_positions(userids: np.ndarray, shards: list[Shard]) -> np.ndarray:
-    """For each userid, the position in `shards` (whole-range shards, in userid order) of the shard
-    that holds it, or -1 when none does (a user between shards or outside them)."""
+    """For each userid, the position in `shards` (in userid order) of the shard that holds it, or -1
+    when none does (a user between shards, outside them, or not listed by a shard with `user_ids`)."""
     if not shards:
         return np.full(len(userids), -1, dtype=np.int64)
-    if any(s.user_ids is not None for s in shards):
-        raise ValueError("shard_positions takes whole-range shards only (user_ids None)")
-    los = np.array([s.user_lo for s in shards], dtype=np.int64)
-    his = np.array([s.user_hi for s in shards], dtype=np.int64)
-    position = np.searchsorted(los, userids, side="right") - 1
-    inside = (position >= 0) & (userids <= his[np.clip(position, 0, None)])
-    return np.where(inside, position, -1)
+    userids = np.asarray(userids, dtype=np.int64)
+    if all(s.user_ids is None for s in shards):
+        los = np.array([s.user_lo for s in shards], dtype=np.int64)
+        his = np.array([s.user_hi for s in shards], dtype=np.int64)
+        position = np.searchsorted(los, userids, side="right") - 1
+        inside = (position >= 0) & (userids <= his[np.clip(position, 0, None)])
+        return np.where(inside, position, -1)
+    if any(s.user_ids is None for s in shards):
+        raise ValueError("shard_positions takes shards that all list their users, or none that does")
+    listed = np.array([u for s in shards for u in s.user_ids], dtype=np.int64)  # ascending: shards are in order
+    owner = np.repeat(np.arange(len(shards), dtype=np.int64), [len(s.user_ids) for s in shards])
+    if len(listed) == 0:
+        return np.full(len(userids), -1, dtype=np.int64)
+    index = np.clip(np.searchsorted(listed, userids), 0, len(listed) - 1)
+    return np.where(listed[index] == userids, owner[index], -1)

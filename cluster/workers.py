@@ -376,8 +376,9 @@ def scan_range(
     The rows are read without joins and joined here to the run's lookups (`read_lookups`, passed as
     object refs), as the per-user reads join them in SQL (cluster.db.join_lookups). Call with
     `.options(num_returns=len(wave) + n_raters + 1)`. Returns, in order: one Arrow table
-    (SCORE_ARROW_SCHEMA) per shard of `wave` (whole-range shards, userid order) with the range's
-    rows of that shard's users (rows of other users are dropped); then, per rater, the unique SR keys
+    (SCORE_ARROW_SCHEMA) per shard of `wave` (userid order) with the range's rows of that shard's
+    users (`shard_positions`: a whole range, or the users a scoped shard lists; rows of other users are
+    dropped); `wave` may come as an object ref (the driver puts it once per wave); then, per rater, the unique SR keys
     (SR_KEY_SCHEMA) of the eligible kept rows routed to it (`route`), for `RaterActor.queue`, so a
     wave's keys are rated before its shards are evaluated; then a ScanOutcome. Reads are retried like
     the shard reads; raises DatabaseUnavailable when the retries run out.

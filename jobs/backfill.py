@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--read", choices=READ_MODES, default="auto", help="how shards get their rows: scan the "
                         "tables in id ranges and hand rows to the shards, or read each shard's users by index "
-                        "(default auto: scan for a whole-table run, by user for a scoped one)")
+                        "(default auto: scan when the run's users hold a quarter of the rows or more)")
     parser.add_argument("--scan-rows", type=int, default=250_000, help="rows per id range of a scan (default 250,000)")
     parser.add_argument("--wave-rows", type=int, help="most scanned rows waiting for their shards at once "
                         "(default: a third of the Ray object store)")

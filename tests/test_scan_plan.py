@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster.errors import ConfigError
 from cluster.pipeline import choose_read
 from cluster.shards import Shard, plan_scan, plan_shards, plan_waves, shard_positions
 
@@ -46,18 +45,27 @@ def test_rows_go_to_the_shard_of_their_user():
     # a wave that is a later slice of the plan: users of other shards are dropped
     assert shard_positions(userids, shards[1:]).tolist() == [-1, -1, 0, 0, 0, 1, -1, -1, -1, -1]
     assert shard_positions(userids, []).tolist() == [-1] * len(userids)
-    with pytest.raises(ValueError):
-        shard_positions(userids, plan_shards({3: 5}, 10, explicit_users=True))
 
 
-def test_auto_scans_whole_table_runs_and_reads_scoped_ones_by_user():
+def test_rows_go_to_the_scoped_shard_that_lists_their_user():
+    # a tier or a sample: users 3, 11, 40 and 41 are in scope, 10 and 25 are not
+    shards = plan_shards({3: 5, 11: 6, 40: 9, 41: 1}, 10, explicit_users=True)  # (3,), (11,), (40, 41)
+    assert [s.user_ids for s in shards] == [(3,), (11,), (40, 41)]
+    userids = np.array([3, 10, 11, 25, 40, 41, 1, 42, 11, 7])
+    assert shard_positions(userids, shards).tolist() == [0, -1, 1, -1, 2, 2, -1, -1, 1, -1]
+    assert shard_positions(userids, shards[2:]).tolist() == [-1, -1, -1, -1, 0, 0, -1, -1, -1, -1]
+    with pytest.raises(ValueError):  # whole-range and scoped shards do not mix
+        shard_positions(userids, [*plan_shards({3: 5}, 10), *shards[1:]])
+
+
+def test_auto_scans_when_the_shards_hold_a_large_share_of_the_rows():
     bounds = {"scores": (1, 1000, 1000), "scores_relax": (1, 3000, 3000)}
     whole = plan_shards({u: 40 for u in range(100)}, 400)  # 4,000 rows: everything
     assert choose_read("auto", whole, bounds) == "scan"
-    assert choose_read("auto", whole[:1], bounds) == "users"  # a resume of one shard of ten
-    scoped = plan_shards({u: 40 for u in range(0, 100, 7)}, 400, explicit_users=True)
-    assert choose_read("auto", scoped, bounds) == "users"
+    assert choose_read("auto", whole[:2], bounds) == "users"  # a resume of two shards of ten
+    tier = plan_shards({u: 40 for u in range(0, 100, 3)}, 400, explicit_users=True)  # a third of the rows
+    assert choose_read("auto", tier, bounds) == "scan"
+    few = plan_shards({u: 40 for u in range(0, 100, 7)}, 400, explicit_users=True)  # a seventh
+    assert choose_read("auto", few, bounds) == "users"
     assert choose_read("users", whole, bounds) == "users"
-    assert choose_read("scan", whole[:1], bounds) == "scan"
-    with pytest.raises(ConfigError):
-        choose_read("scan", scoped, bounds)
+    assert choose_read("scan", few, bounds) == "scan"

@@ -60,10 +60,13 @@ def dry(scenario, tmp_path, tag, *extra) -> tuple[dict, set[tuple]]:
 @pytest.mark.ray
 @pytest.mark.parametrize(("tier", "users"), [("active", ACTIVE), ("recent", RECENT),
                                              ("inactive", (I, X, A, P, H, F, V, R, B))])
-def test_tiers_cover_their_users_only(scenario, tmp_path, ray_session, tier, users):
+@pytest.mark.parametrize("read", ["scan", "users"])
+def test_tiers_cover_their_users_only(scenario, tmp_path, ray_session, tier, users, read):
+    """A tier reads its users by index, or scans the tables and keeps its users' rows: the same grants."""
     before = op.table_rows(scenario[0])
-    report, rows = dry(scenario, tmp_path, tier, "--tier", tier)
+    report, rows = dry(scenario, tmp_path, tier, "--tier", tier, "--read", read, "--shard-rows", "100")
     assert report["scope"]["tier"] == tier and report["scope"]["users_in_scope"] == len(users)
+    assert report["read_mode"] == read
     assert rows == expected(users=users)
     assert op.table_rows(scenario[0]) == before
 
