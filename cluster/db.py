@@ -17,6 +17,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -100,6 +101,34 @@ def mask_text(text: str, *urls: str | sa.URL | None) -> str:
         for form in sorted(forms, key=len, reverse=True):
             out = out.replace(form, "***")
     return out
+
+
+class KeptConnection:
+    """A connection kept from one operation to the next (batches of a write, chunks of a rollback), closed
+    after any error so that a retry (`retrying`) starts on a fresh one.
+
+    Opening a connection costs ~20-30 ms here (PyMySQL builds a TLS context for every connection), a
+    quarter of a 1,000-row write batch. `use()` yields the connection; `close()` ends it.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.conn: sa.Connection | None = None
+
+    @contextmanager
+    def use(self) -> Iterator[sa.Connection]:
+        conn, self.conn = self.conn or self.engine.connect(), None
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def connect(url: str) -> sa.Engine:
@@ -191,7 +220,8 @@ def retrying(
 ) -> T:
     """Call `operation()` until it succeeds, retrying retryable database errors with backoff.
 
-    `operation` must be safe to repeat: it opens its own connection and commits (or not) as a whole.
+    `operation` must be safe to repeat: it opens its own connection (or uses a KeptConnection, which a
+    failure closes) and commits (or not) as a whole.
     `what` names it in the log and errors. Non-retryable errors propagate unchanged. Raises
     DatabaseUnavailable (from the last error, message masked with `url`) when the tries run out.
     """

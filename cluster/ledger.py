@@ -434,32 +434,8 @@ def _insert_row_by_row(conn: sa.Connection, batch: list[dict]) -> list[tuple[dic
     return written
 
 
-class _BatchConnection:
-    """The connection write batches run on: kept from one batch to the next (a new connection per batch took
-    a quarter of the write time on MariaDB), closed after any error so that a retry starts on a fresh one."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.conn: sa.Connection | None = None
-
-    @contextmanager
-    def use(self) -> Iterator[sa.Connection]:
-        conn, self.conn = self.conn or self.engine.connect(), None
-        try:
-            yield conn
-        except BaseException:
-            conn.close()
-            raise
-        self.conn = conn
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
 def _write_batch(
-    connection: _BatchConnection, run_id: str, batch: list[dict], source: str, shard: int | None
+    connection: db.KeptConnection, run_id: str, batch: list[dict], source: str, shard: int | None
 ) -> tuple[int, int]:
     """Insert one batch and its ledger rows (and progress counts) in one transaction: (inserted, present)."""
 
@@ -514,7 +490,7 @@ def write_ledgered(
     """
     rows = _grant_rows(grants)
     out = WriteResult()
-    connection = _BatchConnection(engine)
+    connection = db.KeptConnection(engine)
     try:
         for number, start in enumerate(range(0, len(rows), batch_rows)):
             batch = rows[start : start + batch_rows]
@@ -568,19 +544,24 @@ def iter_ledger(engine: sa.Engine, run_id: str, action: str, chunk_rows: int = 1
     """A run's ledger rows of one action, in id order, `chunk_rows` at a time (keyset pagination, so a
     run of millions of rows is never held in memory at once)."""
     last = 0
-    while True:
-        query = (
-            sa.select(ledger)
-            .where((ledger.c.run_id == run_id) & (ledger.c.action == action) & (ledger.c.id > last))
-            .order_by(ledger.c.id)
-            .limit(chunk_rows)
-        )
-        with engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-        if not rows:
-            return
-        yield rows
-        last = rows[-1]["id"]
+    pages = db.KeptConnection(engine)  # one connection for every page
+    try:
+        while True:
+            query = (
+                sa.select(ledger)
+                .where((ledger.c.run_id == run_id) & (ledger.c.action == action) & (ledger.c.id > last))
+                .order_by(ledger.c.id)
+                .limit(chunk_rows)
+            )
+            with pages.use() as conn:
+                rows = [dict(r) for r in conn.execute(query).mappings()]
+                conn.rollback()  # end the read's transaction: the next page sees new commits
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
+    finally:
+        pages.close()
 
 
 def summarize_counts(rows: Iterable[dict], column: str) -> dict[str, int]:

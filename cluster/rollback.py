@@ -101,10 +101,10 @@ def _taken_keys(conn: sa.Connection, keys: list[tuple[int, int, int]]) -> set[tu
     return taken
 
 
-def _classify_inserted(engine: sa.Engine, rows: list[dict], summary: RollbackSummary) -> list[dict]:
+def _classify_inserted(kept: db.KeptConnection, rows: list[dict], summary: RollbackSummary) -> list[dict]:
     """Of a chunk of rows the target inserted, those still as inserted; counts and samples the others."""
     ids = [int(r["ua_id"]) for r in rows]
-    with engine.connect() as conn:
+    with kept.use() as conn, conn.begin():
         current = _current_by_id(conn, ids)
         undone = {
             int(i) for (i,) in conn.execute(
@@ -128,9 +128,9 @@ def _classify_inserted(engine: sa.Engine, rows: list[dict], summary: RollbackSum
     return keep
 
 
-def _classify_deleted(engine: sa.Engine, rows: list[dict], summary: RollbackSummary) -> list[dict]:
+def _classify_deleted(kept: db.KeptConnection, rows: list[dict], summary: RollbackSummary) -> list[dict]:
     """Of a chunk of rows the target deleted, those whose id and key are free; counts the others."""
-    with engine.connect() as conn:
+    with kept.use() as conn, conn.begin():
         ids_taken = _current_by_id(conn, [int(r["ua_id"]) for r in rows])
         keys_taken = _taken_keys(conn, [tuple(int(r[c]) for c in ("user_id", "achievement_id", "mode")) for r in rows])
     keep = []
@@ -164,14 +164,17 @@ def _record(conn: sa.Connection, run_id: str, rows: list[dict], action: str, sou
     )
 
 
-def delete_recorded(engine: sa.Engine, run_id: str, rows: list[dict], source: str) -> tuple[int, int]:
+def delete_recorded(
+    engine: sa.Engine | db.KeptConnection, run_id: str, rows: list[dict], source: str
+) -> tuple[int, int]:
     """Delete the users_achievements rows that still equal `rows` (ledger-shaped dicts: ua_id, user_id,
     achievement_id, mode, created_at) and record each deletion as run `run_id`'s ("delete", `source`),
     in one transaction. On MySQL the rows are locked (FOR UPDATE) between the check and the delete, which
     then goes by id; on SQLite (no row locks) the delete matches every checked value. Returns (deleted,
-    skipped: no longer equal)."""
+    skipped: no longer equal). `engine` may be a KeptConnection (a rollback's chunks share one)."""
     table = users_achievements
-    with engine.begin() as conn:
+    kept = engine if isinstance(engine, db.KeptConnection) else None
+    with (kept.use() if kept is not None else engine.connect()) as conn, conn.begin():
         current = _current_by_id(conn, [int(r["ua_id"]) for r in rows], lock=True)
         equal = [r for r in rows if current.get(int(r["ua_id"])) == _values(r)]
         if equal:
@@ -189,10 +192,10 @@ def delete_recorded(engine: sa.Engine, run_id: str, rows: list[dict], source: st
     return len(equal), len(rows) - len(equal)
 
 
-def _restore(engine: sa.Engine, run_id: str, rows: list[dict]) -> tuple[int, int]:
+def _restore(kept: db.KeptConnection, run_id: str, rows: list[dict]) -> tuple[int, int]:
     table = users_achievements
-    statement = db.insert_ignore(engine, table)
-    with engine.begin() as conn:
+    statement = db.insert_ignore(kept.engine, table)
+    with kept.use() as conn, conn.begin():
         restored = []
         for r in rows:
             values = {"id": int(r["ua_id"]), **{c: int(r[c]) for c in ("user_id", "achievement_id", "mode", "created_at")}}
@@ -262,17 +265,21 @@ def _undo(
     """Undo (or, for a preview, only classify) the target's ledger chunk by chunk: classify read-only,
     then undo each chunk in one transaction that checks every row again under a lock."""
     rollback_id = summary.rollback_id
-    for number, chunk in enumerate(ledger.iter_ledger(engine, target_run_id, "insert", batch_rows)):
-        keep = db.retrying(lambda chunk=chunk: _classify_inserted(engine, chunk, summary),
-                           f"read rollback batch {number}", retry, log, url)
-        summary.to_delete += len(keep)
-        if apply and keep:
-            db.retrying(lambda keep=keep: delete_recorded(engine, rollback_id, keep, "rollback_delete"),
-                        f"rollback delete batch {number}", retry, log, url)
-    for number, chunk in enumerate(ledger.iter_ledger(engine, target_run_id, "delete", batch_rows)):
-        keep = db.retrying(lambda chunk=chunk: _classify_deleted(engine, chunk, summary),
-                           f"read restore batch {number}", retry, log, url)
-        summary.to_restore += len(keep)
-        if apply and keep:
-            db.retrying(lambda keep=keep: _restore(engine, rollback_id, keep),
-                        f"rollback restore batch {number}", retry, log, url)
+    kept = db.KeptConnection(engine)  # one connection for every chunk (a new one after an error)
+    try:
+        for number, chunk in enumerate(ledger.iter_ledger(engine, target_run_id, "insert", batch_rows)):
+            keep = db.retrying(lambda chunk=chunk: _classify_inserted(kept, chunk, summary),
+                               f"read rollback batch {number}", retry, log, url)
+            summary.to_delete += len(keep)
+            if apply and keep:
+                db.retrying(lambda keep=keep: delete_recorded(kept, rollback_id, keep, "rollback_delete"),
+                            f"rollback delete batch {number}", retry, log, url)
+        for number, chunk in enumerate(ledger.iter_ledger(engine, target_run_id, "delete", batch_rows)):
+            keep = db.retrying(lambda chunk=chunk: _classify_deleted(kept, chunk, summary),
+                               f"read restore batch {number}", retry, log, url)
+            summary.to_restore += len(keep)
+            if apply and keep:
+                db.retrying(lambda keep=keep: _restore(kept, rollback_id, keep),
+                            f"rollback restore batch {number}", retry, log, url)
+    finally:
+        kept.close()
