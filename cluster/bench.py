@@ -108,10 +108,9 @@ def read_seconds(
             ranges = plan_scan(db.id_bounds(engine, tables), scan_rows)
             started = time.perf_counter()
             beatmap_rows, user_rows = db.read_lookups(engine)
-            case_insensitive = engine.dialect.name in ("mysql", "mariadb")
             rows = sum(
                 db.join_lookups(db.read_range_rows(engine, r.table, r.id_lo, r.id_hi), beatmap_rows, user_rows,
-                                case_insensitive).num_rows
+                                engine.dialect.name).num_rows
                 for r in ranges
             )
             return time.perf_counter() - started, rows

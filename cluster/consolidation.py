@@ -177,10 +177,14 @@ def consolidate_mode7(
                 summary.verified = count == 0
                 if count:
                     raise ConsolidationNotVerified(count, pairs)
-                for number, start in enumerate(range(0, len(rows), batch_rows)):
-                    part = rows[start : start + batch_rows]
-                    db.retrying(lambda part=part: delete_recorded(engine, run_id, part, "mode7_delete"),
-                                f"delete mode 7 batch {number}", retry, log, url)
+                kept = db.KeptConnection(engine)
+                try:
+                    for number, start in enumerate(range(0, len(rows), batch_rows)):
+                        part = rows[start : start + batch_rows]
+                        db.retrying(lambda part=part: delete_recorded(kept, run_id, part, "mode7_delete"),
+                                    f"delete mode 7 batch {number}", retry, log, url)
+                finally:
+                    kept.close()
                 summary.deleted_mode7 = ledger.ledger_totals(engine, run_id)["delete"].get("mode7_delete", 0)
         except BaseException:
             summary.seconds = round(time.perf_counter() - started, 3)

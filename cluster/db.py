@@ -412,14 +412,16 @@ def read_lookups(engine: sa.Engine) -> tuple[pa.Table, pa.Table]:
     )
 
 
-def join_lookups(rows: pa.Table, beatmap_rows: pa.Table, user_rows: pa.Table, case_insensitive: bool) -> pa.Table:
+def join_lookups(rows: pa.Table, beatmap_rows: pa.Table, user_rows: pa.Table, dialect: str) -> pa.Table:
     """Scanned rows (SCAN_ARROW_SCHEMA) joined to beatmaps and users as `select_shard_scores` joins
     them: SCORE_ARROW_SCHEMA, beatmap_id/ranked null when no beatmaps row has the md5, privileges
     null when the users row is missing.
 
-    `case_insensitive`: match md5s as MySQL's latin1 collation does (letter case and trailing spaces
-    ignored; beatmaps.beatmap_md5 is unique under that collation); SQLite compares them as stored.
+    `dialect`: the database's SQLAlchemy dialect name (`engine.dialect.name`). On MySQL/MariaDB md5s
+    match as its latin1 collation matches them (letter case and trailing spaces ignored;
+    beatmaps.beatmap_md5 is unique under that collation); SQLite compares them as stored.
     """
+    case_insensitive = dialect in ("mysql", "mariadb")
     def md5_key(column: str) -> pl.Expr:
         md5 = pl.col(column)
         return (md5.str.to_lowercase().str.strip_chars_end(" ") if case_insensitive else md5).alias("_md5")

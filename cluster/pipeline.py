@@ -483,29 +483,37 @@ def _wave_rows(config: BackfillConfig) -> int:
     return max(1_000_000, int(store / 3 / SCANNED_ROW_BYTES))
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the shard phase adds up for the summary: grants by family and full mode, summed task
+    seconds per stage (`stage`), skips and their samples, stats-only candidates, the tasks' peak RSS
+    (MB), the driver's write seconds and its phase walls (scan_wall, rate_wall, evaluate_wall)."""
+
+    by_family: Counter = field(default_factory=lambda: Counter({family: 0 for family in FAMILIES}))
+    by_full_mode: Counter = field(default_factory=Counter)
+    stage: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    samples: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
+    max_rss: float = 0.0
+    write_seconds: float = 0.0
+    walls: Counter = field(default_factory=Counter)
+
+
 class _ShardRunner:
     """The driver's side of the shard phase: scans a wave's rows (scan reads), runs its shard tasks with
     at most `in_flight` at once, and writes (or files) their grants as they arrive, filling the summary."""
 
     def __init__(self, config: BackfillConfig, engine: sa.Engine, run_id: str, as_of: int, read_stats: bool,
-                 summary: RunSummary, log: db.RetryLog, raters: list, sink: _FileSink | None, bar: tqdm) -> None:
+                 summary: RunSummary, log: db.RetryLog, raters: list, sink: _FileSink | None, bar: tqdm,
+                 tally: _Tally) -> None:
         self.config, self.engine, self.run_id, self.as_of = config, engine, run_id, as_of
-        self.summary, self.log, self.raters, self.sink, self.bar = summary, log, raters, sink, bar
+        self.summary, self.log, self.raters, self.sink, self.bar, self.tally = summary, log, raters, sink, bar, tally
         self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
                             read_stats, config.retry, config.samples_per_reason, config.engine)
         self.in_flight = config.max_in_flight or 2 * len(raters)
-        self.by_family = Counter({family: 0 for family in FAMILIES})
-        self.by_full_mode: Counter = Counter()
-        self.stage: Counter = Counter()
-        self.skipped: Counter = Counter()
-        self.samples: dict[str, list[dict]] = {}
-        self.candidates: list[dict] = []
         self.rater_calls: list = []
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
-        self.max_rss = 0.0
-        self.write_seconds = 0.0
-        # driver wall seconds: scan_wall (reading waves), rate_wall (their queued keys), evaluate_wall (writes excluded)
-        self.walls: Counter = Counter()
 
     def track(self, shard: Shard, **values) -> None:
         if self.config.apply:
@@ -545,16 +553,16 @@ class _ShardRunner:
                     ray.cancel(ref)
                 for shard in wave:
                     self.fail(shard, exc)
-                self.walls["scan_wall"] += time.perf_counter() - started
+                self.tally.walls["scan_wall"] += time.perf_counter() - started
                 return None
-            self.stage.update(outcome.seconds)
-            self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+            self.tally.stage.update(outcome.seconds)
+            self.tally.max_rss = max(self.tally.max_rss, outcome.max_rss_mb)
             self.log.merge(outcome.retries)
             for position in range(len(wave)):
                 parts[position].append(refs[position])
             self.rater_calls += [rater.queue.remote(keys) for rater, keys in zip(self.raters, refs[len(wave):-1])]
         self.rater_calls += [rater.rate_queued.remote() for rater in self.raters]
-        self.walls["scan_wall"] += time.perf_counter() - started
+        self.tally.walls["scan_wall"] += time.perf_counter() - started
         return parts
 
     def wait_for_raters(self) -> None:
@@ -563,11 +571,11 @@ class _ShardRunner:
         started = time.perf_counter()
         ray.get(self.rater_calls)
         self.rater_calls = []
-        self.walls["rate_wall"] += time.perf_counter() - started
+        self.tally.walls["rate_wall"] += time.perf_counter() - started
 
     def evaluate(self, wave: list[Shard], parts: list[list] | None) -> None:
         """Run the wave's shard tasks (on `parts` when scanned) and write their grants as they finish."""
-        started, writes_before = time.perf_counter(), self.write_seconds
+        started, writes_before = time.perf_counter(), self.tally.write_seconds
         queue = list(zip(wave, parts if parts is not None else [[] for _ in wave]))
         running: dict = {}
         while queue or running:
@@ -585,14 +593,13 @@ class _ShardRunner:
                 continue
             self.write(shard, outcome)
             self.bar.update(1)
-        self.walls["evaluate_wall"] += time.perf_counter() - started - (self.write_seconds - writes_before)
+        self.tally.walls["evaluate_wall"] += time.perf_counter() - started - (self.tally.write_seconds - writes_before)
 
     def write(self, shard: Shard, outcome: ShardOutcome) -> None:
         config, summary = self.config, self.summary
-        _add_outcome(summary, outcome, self.by_family, self.by_full_mode, self.stage, self.skipped, self.samples)
-        self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+        _add_outcome(summary, outcome, self.tally)
         self.log.merge(outcome.retries)
-        fallback = _stats_only_rows(outcome, self.as_of, self.candidates)
+        fallback = _stats_only_rows(outcome, self.as_of, self.tally.candidates)
         write_started = time.perf_counter()
         rows = outcome.grants.to_pylist()
         if config.stats_fallback:
@@ -611,7 +618,7 @@ class _ShardRunner:
             summary.already_present += result.present
             self.track(shard, status="done", stage="written", finished_at=ledger.now())
             pause_point("shard")
-        self.write_seconds += time.perf_counter() - write_started
+        self.tally.write_seconds += time.perf_counter() - write_started
 
 
 def _process(
@@ -627,7 +634,7 @@ def _process(
     """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`)."""
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     rater_stats: list[dict] = []
-    runner = None
+    tally = _Tally()
     phase = time.perf_counter()
     if pending:
         bounds = db.retrying(lambda: db.id_bounds(engine, config.tables), "read id bounds", config.retry, log,
@@ -645,7 +652,7 @@ def _process(
             waves = plan_waves(pending, _wave_rows(config)) if ranges else [pending]
             summary.scan_ranges, summary.waves = len(ranges), len(waves)
             with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar)
+                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally)
                 for wave in waves:
                     parts = runner.scan(wave, ranges) if ranges else None
                     if ranges and parts is None:
@@ -662,9 +669,8 @@ def _process(
                 ray.kill(rater)
             if started_ray:
                 ray.shutdown()
-    write_seconds = runner.write_seconds if runner is not None else 0.0
-    summary.seconds["shards"] = time.perf_counter() - phase - write_seconds
-    summary.seconds["write"] = write_seconds
+    summary.seconds["shards"] = time.perf_counter() - phase - tally.write_seconds
+    summary.seconds["write"] = tally.write_seconds
 
     summary.engine = rater_stats[0]["engine"] if rater_stats else {}
     summary.sr_keys = sum(stats["keys"] for stats in rater_stats)
@@ -673,37 +679,29 @@ def _process(
     summary.max_rss_mb = {
         "driver": round(peak_rss_mb(), 1),
         "raters": round(max((stats["max_rss_mb"] for stats in rater_stats), default=0.0), 1),
-        "shard_tasks": round(runner.max_rss if runner is not None else 0.0, 1),
+        "shard_tasks": round(tally.max_rss, 1),
     }
     summary.beatmaps_downloaded = sum(stats["downloads"] for stats in rater_stats)
     for stats in rater_stats:
         for reason, count in stats["errors"].items():
             summary.sr_errors[reason] = summary.sr_errors.get(reason, 0) + count
-    by_family = runner.by_family if runner is not None else Counter({family: 0 for family in FAMILIES})
-    by_full_mode = runner.by_full_mode if runner is not None else Counter()
     summary.grants = {
-        "total": sum(by_family.values()),
-        "by_family": {family: by_family[family] for family in FAMILIES},
-        "by_full_mode": {str(mode): by_full_mode[mode] for mode in sorted(by_full_mode)},
+        "total": sum(tally.by_family.values()),
+        "by_family": {family: tally.by_family[family] for family in FAMILIES},
+        "by_full_mode": {str(mode): tally.by_full_mode[mode] for mode in sorted(tally.by_full_mode)},
     }
-    skipped = runner.skipped if runner is not None else Counter()
-    samples = runner.samples if runner is not None else {}
-    summary.skipped = {reason: skipped[reason] for reason in sorted(skipped)}
-    summary.skip_samples = [row for reason in sorted(samples) for row in samples[reason]]
-    _summarize_stats_only(summary, runner.candidates if runner is not None else [])
+    summary.skipped = {reason: tally.skipped[reason] for reason in sorted(tally.skipped)}
+    summary.skip_samples = [row for reason in sorted(tally.samples) for row in tally.samples[reason]]
+    _summarize_stats_only(summary, tally.candidates)
     summary.out = str(config.out) if config.out is not None else None
-    stage = runner.stage if runner is not None else Counter()
+    stage = tally.stage
     summary.seconds.update(
         scan=stage["scan"] + stage["split"], read=stage["read"], prepare=stage["prepare"],
-        rate=sum(stats["seconds"] for stats in rater_stats), evaluate=stage["evaluate"],
-        **(dict(runner.walls) if runner is not None else {}),
+        rate=sum(stats["seconds"] for stats in rater_stats), evaluate=stage["evaluate"], **tally.walls,
     )
 
 
-def _add_outcome(
-    summary: RunSummary, outcome: ShardOutcome, by_family: Counter, by_full_mode: Counter, stage: Counter,
-    skipped: Counter, samples: dict[str, list[dict]],
-) -> None:
+def _add_outcome(summary: RunSummary, outcome: ShardOutcome, tally: _Tally) -> None:
     for name, count in outcome.rows_read.items():
         summary.rows_read[name] = summary.rows_read.get(name, 0) + count
     summary.eligible_scores += outcome.eligible
@@ -711,12 +709,13 @@ def _add_outcome(
         summary.ineligible[reason] = summary.ineligible.get(reason, 0) + count
     summary.scores_without_sr += outcome.without_sr
     summary.already_held += outcome.already_held
-    by_family.update(outcome.by_family)
-    by_full_mode.update(outcome.by_full_mode)
-    stage.update(outcome.seconds)
-    skipped.update(outcome.skipped)
+    tally.by_family.update(outcome.by_family)
+    tally.by_full_mode.update(outcome.by_full_mode)
+    tally.stage.update(outcome.seconds)
+    tally.skipped.update(outcome.skipped)
+    tally.max_rss = max(tally.max_rss, outcome.max_rss_mb)
     for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
-        kept = samples.setdefault(row["reason"], [])
+        kept = tally.samples.setdefault(row["reason"], [])
         if len(kept) < SKIP_SAMPLES_PER_REASON:
             kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
                          "user_id": row["user_id"], "beatmap_md5": row["beatmap_md5"]})

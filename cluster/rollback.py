@@ -164,17 +164,14 @@ def _record(conn: sa.Connection, run_id: str, rows: list[dict], action: str, sou
     )
 
 
-def delete_recorded(
-    engine: sa.Engine | db.KeptConnection, run_id: str, rows: list[dict], source: str
-) -> tuple[int, int]:
+def delete_recorded(kept: db.KeptConnection, run_id: str, rows: list[dict], source: str) -> tuple[int, int]:
     """Delete the users_achievements rows that still equal `rows` (ledger-shaped dicts: ua_id, user_id,
     achievement_id, mode, created_at) and record each deletion as run `run_id`'s ("delete", `source`),
     in one transaction. On MySQL the rows are locked (FOR UPDATE) between the check and the delete, which
     then goes by id; on SQLite (no row locks) the delete matches every checked value. Returns (deleted,
-    skipped: no longer equal). `engine` may be a KeptConnection (a rollback's chunks share one)."""
+    skipped: no longer equal). `kept`: the connection the caller's batches share."""
     table = users_achievements
-    kept = engine if isinstance(engine, db.KeptConnection) else None
-    with (kept.use() if kept is not None else engine.connect()) as conn, conn.begin():
+    with kept.use() as conn, conn.begin():
         current = _current_by_id(conn, [int(r["ua_id"]) for r in rows], lock=True)
         equal = [r for r in rows if current.get(int(r["ua_id"])) == _values(r)]
         if equal:

@@ -344,13 +344,10 @@ def _rate(keys: pl.DataFrame, raters: list) -> pl.DataFrame:
 
 @dataclass(slots=True)
 class ScanOutcome:
-    """What one `scan_range` task reports besides the rows it hands out: rows read, rows kept for the
-    wave's shards, unique SR keys sent to the raters, seconds (read, split), retries and peak RSS."""
+    """What one `scan_range` task reports besides the rows and keys it hands out: seconds (scan: the
+    read, split: joining, splitting and extracting keys), database retries and peak RSS (MB). The rows
+    read are counted by the shard tasks that receive them."""
 
-    scan: ScanRange
-    rows_read: int
-    rows_kept: int
-    keys: int
     seconds: dict[str, float] = field(default_factory=dict)
     retries: db.RetryLog = field(default_factory=db.RetryLog)
     max_rss_mb: float = 0.0
@@ -392,7 +389,6 @@ def scan_range(
             lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi),
             f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
         )
-        case_insensitive = engine.dialect.name in ("mysql", "mariadb")
     finally:
         engine.dispose()
     seconds["scan"] = time.perf_counter() - started
@@ -401,7 +397,7 @@ def scan_range(
     frame = pl.from_arrow(rows)
     positions = shard_positions(frame.get_column("userid").to_numpy(), wave)
     frame = pl.from_arrow(
-        db.join_lookups(frame.filter(pl.Series(positions >= 0)).to_arrow(), beatmap_rows, user_rows, case_insensitive)
+        db.join_lookups(frame.filter(pl.Series(positions >= 0)).to_arrow(), beatmap_rows, user_rows, engine.dialect.name)
     ).with_columns(_position=pl.Series(positions[positions >= 0]))
     parts = frame.partition_by("_position", as_dict=True, include_key=False)
     empty = db.SCORE_ARROW_SCHEMA.empty_table()
@@ -414,5 +410,5 @@ def scan_range(
         for r in range(n_raters)
     ]
     seconds["split"] = time.perf_counter() - started
-    outcome = ScanOutcome(scan, rows.num_rows, frame.height, keys.height, seconds, retries, peak_rss_mb())
+    outcome = ScanOutcome(seconds, retries, peak_rss_mb())
     return (*tables, *key_tables, outcome)

@@ -69,8 +69,8 @@ def read_scanned(url: str, range_rows: int):
     engine = db.connect(url)
     try:
         beatmap_rows, user_rows = db.read_lookups(engine)
-        insensitive = engine.dialect.name in ("mysql", "mariadb")
-        parts = [db.join_lookups(db.read_range_rows(engine, r.table, r.id_lo, r.id_hi), beatmap_rows, user_rows, insensitive)
+        parts = [db.join_lookups(db.read_range_rows(engine, r.table, r.id_lo, r.id_hi), beatmap_rows, user_rows,
+                                 engine.dialect.name)
                  for r in plan_scan(db.id_bounds(engine), range_rows)]
         joined, _ = db.read_shard_scores(engine, 0, 10**9)
     finally:
