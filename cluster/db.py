@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
@@ -251,16 +252,35 @@ def table_names(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
 
-def count_rows_by_user(engine: sa.Engine, tables: Sequence[str] = SCORE_TABLES) -> dict[int, int]:
-    """Rows per userid over the score tables (all rows: failed plays feed the running totals)."""
-    counts: dict[int, int] = {}
+def count_rows_by_table_user(
+    engine: sa.Engine, tables: Sequence[str] = SCORE_TABLES
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rows per userid of each score table (all rows: failed plays feed the running totals): per table
+    name, (userids, rows), two int64 arrays of equal length, userids ascending. The run plans its
+    shards from their sum and checks each table's rows read against them (the rows in scope)."""
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with engine.connect() as conn:
         for name in tables:
             table = TABLES_BY_NAME[name]
-            query = sa.select(table.c.userid, sa.func.count()).group_by(table.c.userid)
-            for userid, count in conn.execute(query):
-                counts[int(userid)] = counts.get(int(userid), 0) + int(count)
+            query = sa.select(table.c.userid, sa.func.count()).group_by(table.c.userid).order_by(table.c.userid)
+            pairs = conn.execute(query).all()
+            counts[name] = (np.array([int(u) for u, _ in pairs], dtype=np.int64),
+                            np.array([int(n) for _, n in pairs], dtype=np.int64))
     return counts
+
+
+def rows_by_user(counts: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[int, int]:
+    """Rows per userid over the tables of `counts` (`count_rows_by_table_user`)."""
+    total: dict[int, int] = {}
+    for userids, rows in counts.values():
+        for userid, n in zip(userids.tolist(), rows.tolist()):
+            total[userid] = total.get(userid, 0) + n
+    return total
+
+
+def count_rows_by_user(engine: sa.Engine, tables: Sequence[str] = SCORE_TABLES) -> dict[int, int]:
+    """Rows per userid over the score tables (all rows: failed plays feed the running totals)."""
+    return rows_by_user(count_rows_by_table_user(engine, tables))
 
 
 def read_user_activity(engine: sa.Engine) -> dict[int, int]:

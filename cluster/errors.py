@@ -2,6 +2,8 @@
 #   ConfigError                    the run cannot start: raised before any shard starts or any row is written
 #     CatalogueMismatch            less_achievements lacks a catalogue id or names it with another `file`
 #     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
+#     ScanPlanError                the scan plan would read a non-empty score table as empty or short
+#   ScanShort                      a shard read fewer rows of a table than its users held: nothing of it written
 #   DatabaseUnavailable            a retryable database error (lost connection, deadlock, lock wait) outlived its retries
 #   ConsolidationNotVerified       a mode 7 row has no mode 8 counterpart after the copy: nothing was deleted
 """Errors of the cluster layer (database I/O, runs, ledger, shards).
@@ -54,6 +56,27 @@ class RunStateError(ConfigError):
     def __init__(self, run_id: str, detail: str) -> None:
         self.run_id = run_id
         super().__init__(f"run {run_id}: {detail}")
+
+
+class ScanPlanError(ConfigError):
+    """The id ranges planned for a score table do not cover every id between its lowest and highest
+    id, so a non-empty table would be read as empty or short. `table` names it."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        self.table = table
+        super().__init__(f"scan plan for {table}: {detail}")
+
+
+class ScanShort(ClusterError):
+    """A shard's reads delivered fewer rows of a score table than its users held when the run planned:
+    the shard is failed and nothing of it is written (a resume counts and reads it again). `table`,
+    `expected`, `read` and `shard` name the shortfall."""
+
+    def __init__(self, table: str, expected: int, read: int, shard: int) -> None:
+        self.table, self.expected, self.read, self.shard = table, expected, read, shard
+        super().__init__(
+            f"shard {shard} read {read} rows of {table}, its users held {expected} rows when the run planned: "
+            "nothing of the shard was written (resume the run with --resume)")
 
 
 class DatabaseUnavailable(ClusterError):

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -30,11 +31,11 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from cluster import db, ledger
-from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStateError
+from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStateError, ScanPlanError, ScanShort
 from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
-from cluster.shards import ScanRange, Shard, plan_scan, plan_shards, plan_waves
+from cluster.shards import ScanRange, Shard, check_scan_plan, plan_scan, plan_shards, plan_waves, rows_in_shards
 from cluster.workers import (
     RaterActor, RaterSettings, ScanOutcome, ShardJob, ShardOutcome, peak_rss_mb, process_shard, read_lookups, scan_range,
 )
@@ -131,6 +132,8 @@ class RunSummary:
     writes excluded) and summed
     worker seconds per stage (scan: the table-scan tasks' reads and splits; read: the shard tasks' own
     reads; prepare, rate, evaluate).
+    rows_read / rows_in_scope: score rows per table that the shards read, and that the pending shards'
+    users held when the run planned (a shard whose reads deliver fewer rows of a table fails unwritten).
     read_mode / scan_ranges / waves: how the shards were read (`choose_read`), in how many id ranges
     and waves (0 / 0 / 0 when nothing was pending).
     grants: score grants evaluated in this session (total, by_family, by_full_mode).
@@ -161,6 +164,7 @@ class RunSummary:
     waves: int = 0
     users: int = 0
     rows_read: dict = field(default_factory=lambda: {name: 0 for name in SCORE_TABLES})
+    rows_in_scope: dict = field(default_factory=lambda: {name: 0 for name in SCORE_TABLES})
     eligible_scores: int = 0
     ineligible: dict = field(default_factory=lambda: {reason: 0 for reason in INELIGIBLE_REASONS})
     scores_without_sr: int = 0
@@ -348,14 +352,20 @@ def _describe_scope(config: BackfillConfig, users: int) -> dict:
     }
 
 
-def _plan(engine: sa.Engine, config: BackfillConfig, as_of: int, log: db.RetryLog) -> tuple[list[Shard], int]:
-    """The shards of a new run over its scope, and how many users they hold."""
-    rows_by_user = db.retrying(
-        lambda: db.count_rows_by_user(engine, config.tables), "count rows per user", config.retry, log, config.db_url
-    )
+def _count_rows(engine: sa.Engine, config: BackfillConfig, log: db.RetryLog) -> dict[str, tuple]:
+    return db.retrying(lambda: db.count_rows_by_table_user(engine, config.tables), "count rows per user",
+                       config.retry, log, config.db_url)
+
+
+def _plan(
+    engine: sa.Engine, config: BackfillConfig, as_of: int, counts: dict[str, tuple]
+) -> tuple[list[Shard], int]:
+    """The shards of a new run over its scope, and how many users they hold. `counts`: the rows per user
+    of each table (cluster.db.count_rows_by_table_user)."""
+    rows_by_user = db.rows_by_user(counts)
     if config.scope.restricts_users:
         activity = (
-            db.retrying(lambda: db.read_user_activity(engine), "read user activity", config.retry, log, config.db_url)
+            db.retrying(lambda: db.read_user_activity(engine), "read user activity", config.retry, url=config.db_url)
             if config.scope.tier != "all"
             else {}
         )
@@ -411,18 +421,18 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
     phase = time.perf_counter()
     if config.apply:
         ledger.ensure_tables(engine)
-    if not config.apply:
-        planned, users = _plan(engine, config, as_of, log)
-        pending = planned
-    elif config.resume:
+    counts = _count_rows(engine, config, log)  # a resume counts again: rows may have changed since
+    if config.resume:
         progress = ledger.load_shards(engine, run_id)
         planned = [p.shard for p in progress]
         pending = [p.shard for p in progress if p.status != "done"]
         users = record.config.get("users", 0)
         summary.shards_done_before = len(planned) - len(pending)
     else:
-        planned, users = _plan(engine, config, as_of, log)
+        planned, users = _plan(engine, config, as_of, counts)
         pending = planned
+    in_scope = rows_in_shards(counts, pending)
+    summary.rows_in_scope = {name: int(in_scope[name].sum()) for name in config.tables}
     summary.shards, summary.users = len(planned), users
     summary.scope = _describe_scope(config, users)
     summary.seconds["plan"] = time.perf_counter() - phase
@@ -435,7 +445,7 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
         elif config.apply:
             ledger.update_run(engine, run_id, status="running")
         try:
-            _process(config, engine, run_id, as_of, pending, read_stats, summary, log)
+            _process(config, engine, run_id, as_of, pending, in_scope, read_stats, summary, log)
         except BaseException:
             if config.apply:
                 _mark_failed(engine, run_id, summary)
@@ -514,6 +524,7 @@ class _ShardRunner:
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.rater_calls: list = []
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+        self.expected: dict[int, dict[str, int]] = {}  # shard index -> rows in scope per table, when planned
 
     def track(self, shard: Shard, **values) -> None:
         if self.config.apply:
@@ -591,9 +602,22 @@ class _ShardRunner:
             except (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError) as exc:
                 self.fail(shard, exc)
                 continue
+            short = self.short_read(shard, outcome)
+            if short is not None:
+                self.fail(shard, short)
+                continue
             self.write(shard, outcome)
             self.bar.update(1)
         self.tally.walls["evaluate_wall"] += time.perf_counter() - started - (self.tally.write_seconds - writes_before)
+
+    def short_read(self, shard: Shard, outcome: ShardOutcome) -> ScanShort | None:
+        """A ScanShort when the shard's reads delivered fewer rows of a table than its users held when the
+        run planned (the shard is then failed unwritten, and a resume reads it again); else None."""
+        for name, expected in self.expected.get(shard.index, {}).items():
+            read = outcome.rows_read.get(name, 0)
+            if read < expected:
+                return ScanShort(name, expected, read, shard.index)
+        return None
 
     def write(self, shard: Shard, outcome: ShardOutcome) -> None:
         config, summary = self.config, self.summary
@@ -627,11 +651,16 @@ def _process(
     run_id: str,
     as_of: int,
     pending: list[Shard],
+    in_scope: dict[str, np.ndarray],
     read_stats: bool,
     summary: RunSummary,
     log: db.RetryLog,
 ) -> None:
-    """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`)."""
+    """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`).
+
+    `in_scope`: per table, the rows each pending shard held when planned (`rows_in_shards`). A scan plan
+    that would not read every id of a table holding rows in scope raises ScanPlanError before Ray starts.
+    """
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     rater_stats: list[dict] = []
     tally = _Tally()
@@ -640,6 +669,9 @@ def _process(
         bounds = db.retrying(lambda: db.id_bounds(engine, config.tables), "read id bounds", config.retry, log,
                              config.db_url)
         summary.read_mode = choose_read(config.read, pending, bounds)
+        ranges = plan_scan(bounds, config.scan_rows) if summary.read_mode == "scan" else []
+        if ranges:
+            _check_scan(bounds, ranges, summary.rows_in_scope)
         started_ray = _start_ray(config)
         summary.seconds["ray_start"] = time.perf_counter() - phase
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -648,11 +680,12 @@ def _process(
         raters = [RaterActor.remote(settings, index, workers) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
         try:
-            ranges = plan_scan(bounds, config.scan_rows) if summary.read_mode == "scan" else []
             waves = plan_waves(pending, _wave_rows(config)) if ranges else [pending]
             summary.scan_ranges, summary.waves = len(ranges), len(waves)
             with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
                 runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally)
+                runner.expected = {shard.index: {name: int(in_scope[name][position]) for name in config.tables}
+                                   for position, shard in enumerate(pending)}
                 for wave in waves:
                     parts = runner.scan(wave, ranges) if ranges else None
                     if ranges and parts is None:
@@ -699,6 +732,16 @@ def _process(
         scan=stage["scan"] + stage["split"], read=stage["read"], prepare=stage["prepare"],
         rate=sum(stats["seconds"] for stats in rater_stats), evaluate=stage["evaluate"], **tally.walls,
     )
+
+
+def _check_scan(bounds: dict[str, tuple[int, int, int]], ranges: list[ScanRange], in_scope: dict[str, int]) -> None:
+    """Stop the run before Ray starts or any row is written when the scan would pass over rows in
+    scope: ranges that do not cover a table's ids exactly (`check_scan_plan`), or a table whose id
+    bounds count no rows while the run's users hold rows of it. Raises ScanPlanError."""
+    check_scan_plan(bounds, ranges)
+    for name, rows in in_scope.items():
+        if rows and bounds.get(name, (0, -1, 0))[2] <= 0:
+            raise ScanPlanError(name, f"the run's users hold {rows} rows of it, but its id bounds count none")
 
 
 def _add_outcome(summary: RunSummary, outcome: ShardOutcome, tally: _Tally) -> None:

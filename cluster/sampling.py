@@ -139,7 +139,8 @@ def count_score_groups(engine: sa.Engine, tables: Sequence[str] = ("scores", "sc
 
 def _draw_query(group: ScoreGroup, multiplier: int, offset: int, threshold: int, limit: int) -> sa.Select:
     table = TABLES_BY_NAME[group.table]
-    draw = ((table.c.id * multiplier + offset) % HASH_PRIME).label("draw")
+    # reduced first: ids reach above 2^62 (autopilot), where id * multiplier overflows BIGINT (MySQL 1690)
+    draw = (((table.c.id % HASH_PRIME) * multiplier + offset) % HASH_PRIME).label("draw")
     relax = table.c.mods.op("&")(RELAX)
     return (
         sa.select(

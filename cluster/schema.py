@@ -16,6 +16,7 @@ Tables:
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     Column,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 
 MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "latin1"}
@@ -36,8 +38,27 @@ metadata = MetaData()
 
 SCORE_TABLES = ("scores", "scores_relax", "scores_ap")
 
+RELAX_OFFSET = 500_000_000
+AP_OFFSET = 6_148_914_691_236_517_204
+SCORE_ID_OFFSETS = {"scores": 1, "scores_relax": RELAX_OFFSET, "scores_ap": AP_OFFSET}
+"""The first id of each score table: production ids are disjoint per table (score-service
+`app/constants/mode.py`: RELAX_OFFSET, AP_OFFSET). Autopilot ids lie above 2^62, beyond the integers a
+float64 holds exactly (2^53): an id must never pass through a float. Every table created from these
+definitions starts its AUTO_INCREMENT there (MySQL/MariaDB and SQLite alike), so the demo, the tests and
+synth all run with production's ids."""
+
 
 def _score_table(name: str, id_type) -> Table:
+    table = _score_table_columns(name, id_type)
+    first = SCORE_ID_OFFSETS[name]
+    if first > 1:
+        # SQLite: AUTOINCREMENT tables take max(rowid, sqlite_sequence.seq) + 1 as the next id
+        event.listen(table, "after_create", DDL(
+            f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{name}', {first - 1})").execute_if(dialect="sqlite"))
+    return table
+
+
+def _score_table_columns(name: str, id_type) -> Table:
     return Table(
         name,
         metadata,
@@ -66,6 +87,8 @@ def _score_table(name: str, id_type) -> Table:
         Index(f"{name}_beatmap_md5", "beatmap_md5"),
         Index(f"{name}_userid_play_mode", "userid", "play_mode"),
         Index(f"{name}_userid_play_mode_completed", "userid", "play_mode", "completed"),
+        mysql_auto_increment=str(SCORE_ID_OFFSETS[name]),
+        sqlite_autoincrement=True,
         **MYSQL_TABLE_ARGS,
     )
 

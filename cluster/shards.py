@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cluster.errors import ScanPlanError
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -87,8 +89,11 @@ def plan_scan(bounds: dict[str, tuple[int, int, int]], range_rows: int) -> list[
     """Cut each score table's id span into ranges of about `range_rows` rows.
 
     `bounds`: (lowest id, highest id, rows) per table (cluster.db.id_bounds); ids are taken as spread
-    evenly over the span (auto-increment ids are), so a range's `rows` is an estimate. Empty tables get
-    no range. Raises ValueError if range_rows < 1.
+    evenly over the span (auto-increment ids are), so a range's `rows` is an estimate. The edges are
+    computed in exact integer arithmetic: ids reach above 2^62 (autopilot, DOMAIN.md §2), where a
+    float64 holds only multiples of 1,024. For each table the ranges are disjoint, ascending, and cover
+    `[lowest id, highest id]` exactly (`check_scan_plan` proves it). Empty tables get no range.
+    Raises ValueError if range_rows < 1.
     """
     if range_rows < 1:
         raise ValueError(f"range_rows must be at least 1, got {range_rows}")
@@ -96,12 +101,39 @@ def plan_scan(bounds: dict[str, tuple[int, int, int]], range_rows: int) -> list[
     for table, (lo, hi, rows) in bounds.items():
         if rows <= 0:
             continue
-        pieces = max(1, -(-rows // range_rows))
-        edges = np.linspace(lo, hi + 1, pieces + 1).round().astype(np.int64)
+        lo, hi = int(lo), int(hi)
+        span = hi - lo + 1
+        pieces = min(max(1, -(-rows // range_rows)), span)
+        edges = [lo + span * piece // pieces for piece in range(pieces + 1)]  # Python ints: exact
         for start, stop in zip(edges[:-1], edges[1:]):
-            if stop > start:
-                ranges.append(ScanRange(len(ranges), table, int(start), int(stop) - 1, -(-rows // pieces)))
+            ranges.append(ScanRange(len(ranges), table, start, stop - 1, -(-rows // pieces)))
     return ranges
+
+
+def check_scan_plan(bounds: dict[str, tuple[int, int, int]], ranges: list[ScanRange]) -> None:
+    """Check that the scan ranges read every id of every non-empty table in `bounds`: per table, the
+    ranges are non-empty, ascending, adjacent and span exactly `[lowest id, highest id]`.
+
+    Raises ScanPlanError naming the table, before anything is read or written, when a table that holds
+    rows would be read as empty or short.
+    """
+    by_table: dict[str, list[ScanRange]] = {}
+    for scan in ranges:
+        by_table.setdefault(scan.table, []).append(scan)
+    for table, (lo, hi, rows) in bounds.items():
+        if rows <= 0:
+            continue
+        parts = by_table.get(table, [])
+        if not parts:
+            raise ScanPlanError(table, f"holds {rows} rows (ids {lo}..{hi}) but the scan plan has no range for it")
+        expected = int(lo)
+        for scan in parts:
+            if scan.id_lo != expected or scan.id_hi < scan.id_lo:
+                raise ScanPlanError(
+                    table, f"range {scan.index} covers ids {scan.id_lo}..{scan.id_hi}, the next id to read is {expected}")
+            expected = scan.id_hi + 1
+        if expected != int(hi) + 1:
+            raise ScanPlanError(table, f"the scan plan stops at id {expected - 1}, the table's highest id is {hi}")
 
 
 def plan_waves(shards: list[Shard], wave_rows: int) -> list[list[Shard]]:
@@ -141,3 +173,17 @@ def shard_positions(userids: np.ndarray, shards: list[Shard]) -> np.ndarray:
         return np.full(len(userids), -1, dtype=np.int64)
     index = np.clip(np.searchsorted(listed, userids), 0, len(listed) - 1)
     return np.where(listed[index] == userids, owner[index], -1)
+
+
+def rows_in_shards(counts: dict[str, tuple[np.ndarray, np.ndarray]], shards: list[Shard]) -> dict[str, np.ndarray]:
+    """The score rows each shard holds, per table: for each table of `counts` (cluster.db.
+    count_rows_by_table_user: userids and rows, int64), an int64 array aligned with `shards` (in
+    userid order). A run compares them with the rows its reads deliver (the rows in scope)."""
+    out: dict[str, np.ndarray] = {}
+    for table, (userids, rows) in counts.items():
+        positions = shard_positions(userids, shards)
+        held = np.zeros(len(shards), dtype=np.int64)
+        inside = positions >= 0
+        np.add.at(held, positions[inside], rows[inside])
+        out[table] = held
+    return out

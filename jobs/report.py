@@ -23,6 +23,17 @@ ERROR_COLUMNS = ("run_id", "reason", "count", "table", "score_id", "user_id", "b
 STATS_ONLY_COLUMNS = ("achievement_id", "mode", "user_id", "playcount", "total_hits")
 
 
+def _rows_against_scope(summary: dict) -> list[str]:
+    """Per score table "name read / in scope", flagged where a table was read short."""
+    in_scope = summary.get("rows_in_scope") or {}
+    parts = []
+    for name, count in summary["rows_read"].items():
+        scope = in_scope.get(name)
+        text = f"{name} {count:,}" if scope is None else f"{name} {count:,} / {scope:,}"
+        parts.append(text + (" SHORT" if scope is not None and count < scope else ""))
+    return parts
+
+
 def format_summary(summary: dict) -> str:
     """Render a RunSummary dict as an aligned text block."""
     scope = summary.get("scope") or {}
@@ -44,7 +55,7 @@ def format_summary(summary: dict) -> str:
         f"  workers / shards    {summary['workers']} / {summary['shards']}"
         + (f" ({summary['shards_done_before']} done before)" if summary.get("shards_done_before") else "")
         + (f", {summary['shards_failed']} FAILED" if summary.get("shards_failed") else ""),
-        "  rows read           " + ", ".join(f"{name} {count:,}" for name, count in summary["rows_read"].items())
+        "  rows read/in scope " + ", ".join(_rows_against_scope(summary))
         + (f" (table scan: {summary['scan_ranges']} id ranges, {summary['waves']} waves)"
            if summary.get("read_mode") == "scan" else " (by user)" if summary.get("read_mode") == "users" else ""),
         f"  eligible scores     {summary['eligible_scores']:,}",

@@ -20,7 +20,7 @@ Users (ids 1001-1013), all osu!-mode ("mode 0") unless said otherwise:
   1005 I  impossible convert (taiko map with play_mode 0): no SR medal, HD intro and combo 500 granted.
   1006 X  relax: osu! relax (mode 4, NF and no FC so SR cannot matter), catch relax (mode 6),
           relax mania stored in `scores` (play_mode 3 + RX -> full mode 3, not 7).
-  1007 A  autopilot (mode 8, scores_ap.id > 2^32): AP star rating 4.17 (no-AP value is 6.38);
+  1007 A  autopilot (mode 8, scores_ap ids from AP_OFFSET, above 2^62): AP star rating 4.17 (no-AP value is 6.38);
           combo 500 held through an old mode-7 row; HD intro held only in mode 4 -> granted.
   1008 P  4998 failed/quit plays, then two plays at the same `time` (pass id 161 = play 4999, fail
           id 162 = play 5000: the threshold is crossed by a failed play), then a pass with a SMALLER
@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from cluster.schema import AP_OFFSET, RELAX_OFFSET
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -214,6 +216,8 @@ class Score:
 
 
 S, RX_T, AP_T = "scores", "scores_relax", "scores_ap"
+# Production's id offsets (DOMAIN.md §2): relax ids from 500,000,000, autopilot ids above 2^62.
+RX_ID, AP_ID = RELAX_OFFSET, AP_OFFSET
 
 SCORES: list[Score] = [
     # --- E: band edges and rounding ----------------------------------------------------------
@@ -238,22 +242,22 @@ SCORES: list[Score] = [
     # --- I: impossible convert -------------------------------------------------------------------
     Score(S, 140, I, "taiko_1028484", 0, HD, 3, T0 + 1400, full_combo=True, max_combo=600),
     # --- X: relax ------------------------------------------------------------------------------
-    Score(RX_T, 201, X, "osu_2593923", 0, RX | HD | NF, 3, T0 + 1600, max_combo=800),
-    Score(RX_T, 202, X, "catch_2118524", 2, RX, 2, T0 + 1700, full_combo=True, sr=3.25),
+    Score(RX_T, RX_ID + 201, X, "osu_2593923", 0, RX | HD | NF, 3, T0 + 1600, max_combo=800),
+    Score(RX_T, RX_ID + 202, X, "catch_2118524", 2, RX, 2, T0 + 1700, full_combo=True, sr=3.25),
     Score(S, 150, X, "mania_1638954", 3, RX, 3, T0 + 1800, full_combo=True, sr=3.36),
     # --- A: autopilot ----------------------------------------------------------------------------
-    Score(AP_T, 5_000_000_001, A, "osu_2593923", 0, AP, 1, T0 + 1850, max_combo=900),  # failed
+    Score(AP_T, AP_ID + 1, A, "osu_2593923", 0, AP, 1, T0 + 1850, max_combo=900),  # failed
     # live autopilot SR 4.17; plain rosu-pp-py ignores the AP bit and would give 6.38 (band 6)
-    Score(AP_T, 5_000_000_000, A, "osu_2593923", 0, AP | HD, 3, T0 + 1900, full_combo=True,
+    Score(AP_T, AP_ID, A, "osu_2593923", 0, AP | HD, 3, T0 + 1900, full_combo=True,
           max_combo=600, sr=4.17),
     # --- P: play count (the 4998 earlier failed/quit rows are in `grinder_rows()`) --------------
-    Score(RX_T, 210, P, "osu_2593923", 0, RX, 1, T0 + 50_005),  # failed relax: mode 4, not mode 0
-    Score(RX_T, 211, P, "osu_2593923", 0, RX, 0, T0 + 50_006),  # quit relax
+    Score(RX_T, RX_ID + 210, P, "osu_2593923", 0, RX, 1, T0 + 50_005),  # failed relax: mode 4, not mode 0
+    Score(RX_T, RX_ID + 211, P, "osu_2593923", 0, RX, 0, T0 + 50_006),  # quit relax
     Score(S, 161, P, "osu_2593923", 0, NF, 2, T0 + 60_000),  # play 4999 (tie: lower id first)
     Score(S, 162, P, "osu_2593923", 0, 0, 1, T0 + 60_000),  # play 5000, failed
     Score(S, 160, P, "osu_2593923", 0, NF, 3, T0 + 70_000),  # play 5001: smaller id, later time
     # --- H: taiko hits ---------------------------------------------------------------------------
-    Score(RX_T, 220, H, "taiko_1028484", 1, RX, 3, T0 + 500, n300=100, n100=0, n50=0, sr=2.91),
+    Score(RX_T, RX_ID + 220, H, "taiko_1028484", 1, RX, 3, T0 + 500, n300=100, n100=0, n50=0, sr=2.91),
     Score(S, 170, H, "taiko_1028484", 1, 0, 3, T0 + 1000, n300=20000, n100=5000, n50=1000,
           katu=2000, geki=1940, miss=100, sr=2.91),  # 29940 hits (misses not counted)
     Score(S, 171, H, "taiko_1028484", 1, 0, 1, T0 + 2000, n300=50, n100=5, n50=3, katu=1, geki=1),  # 30000
@@ -274,7 +278,7 @@ SCORES: list[Score] = [
     Score(S, 189, V, "r2_3227428", 0, SD | NF, 2, T0 + 1400),
     # --- R: restricted -------------------------------------------------------------------------
     Score(S, 200, R, "osu_39206", 0, HR, 3, T0 + 1000, full_combo=True, max_combo=900),
-    Score(RX_T, 230, R, "catch_2118524", 2, RX, 3, T0 + 1100, full_combo=True),
+    Score(RX_T, RX_ID + 230, R, "catch_2118524", 2, RX, 3, T0 + 1100, full_combo=True),
     # --- B: bad maps ---------------------------------------------------------------------------
     Score(S, 210, B, "missing_990001", 0, HD, 3, T0 + 1000, full_combo=True),
     Score(S, 211, B, "stale_990002", 0, HR, 3, T0 + 1100, full_combo=True),  # file would say 5.25
@@ -372,23 +376,23 @@ EXPECTED_GRANTS: list[Grant] = [
     G(I, 91, 0, T0 + 1400, 140, "HD intro although SR unknown (taiko map as osu!)"),
     G(I, 21, 0, T0 + 1400, 140, "combo 500 although SR unknown"),
     # X
-    G(X, 21, 4, T0 + 1600, 201, "relax osu! combo 500 (mode 4)"),
-    G(X, 22, 4, T0 + 1600, 201, "relax osu! combo 750 (mode 4)"),
-    G(X, 91, 4, T0 + 1600, 201, "HD intro, mode 4"),
-    G(X, 94, 4, T0 + 1600, 201, "NF intro, mode 4"),
-    G(X, 43, 6, T0 + 1700, 202, "fruits-skill-pass-3, catch relax (mode 6) 3.25"),
-    G(X, 51, 6, T0 + 1700, 202, "fruits-skill-fc-3, mode 6"),
+    G(X, 21, 4, T0 + 1600, RX_ID + 201, "relax osu! combo 500 (mode 4)"),
+    G(X, 22, 4, T0 + 1600, RX_ID + 201, "relax osu! combo 750 (mode 4)"),
+    G(X, 91, 4, T0 + 1600, RX_ID + 201, "HD intro, mode 4"),
+    G(X, 94, 4, T0 + 1600, RX_ID + 201, "NF intro, mode 4"),
+    G(X, 43, 6, T0 + 1700, RX_ID + 202, "fruits-skill-pass-3, catch relax (mode 6) 3.25"),
+    G(X, 51, 6, T0 + 1700, RX_ID + 202, "fruits-skill-fc-3, mode 6"),
     G(X, 59, 3, T0 + 1800, 150, "mania-skill-pass-3: relax mania in `scores` is full mode 3 (3.36)"),
     G(X, 67, 3, T0 + 1800, 150, "mania-skill-fc-3, mode 3"),
     # A
-    G(A, 4, 8, T0 + 1900, 5_000_000_000, "osu-skill-pass-4: autopilot SR 4.17 (mode 8)"),
-    G(A, 14, 8, T0 + 1900, 5_000_000_000, "osu-skill-fc-4, mode 8"),
-    G(A, 91, 8, T0 + 1900, 5_000_000_000, "HD intro in mode 8 (held only in mode 4); combo 500 held via mode 7"),
+    G(A, 4, 8, T0 + 1900, AP_ID, "osu-skill-pass-4: autopilot SR 4.17 (mode 8)"),
+    G(A, 14, 8, T0 + 1900, AP_ID, "osu-skill-fc-4, mode 8"),
+    G(A, 91, 8, T0 + 1900, AP_ID, "HD intro in mode 8 (held only in mode 4); combo 500 held via mode 7"),
     # P
     G(P, 94, 0, T0 + 60_000, 161, "NF intro at play 4999"),
     G(P, 73, 0, T0 + 70_000, 160, "osu-plays-5000 at play 5001 (play 5000 was the failed 162)"),
     # H
-    G(H, 26, 5, T0 + 500, 220, "taiko-skill-pass-2, relax taiko (mode 5)"),
+    G(H, 26, 5, T0 + 500, RX_ID + 220, "taiko-skill-pass-2, relax taiko (mode 5)"),
     G(H, 26, 1, T0 + 1000, 170, "taiko-skill-pass-2, mode 1"),
     G(H, 77, 1, T0 + 3000, 172, "taiko-hits-30000: 30001 at 172 (30000 reached by failed 171)"),
     # F
@@ -415,7 +419,7 @@ EXPECTED_GRANTS: list[Grant] = [
 # Hand counts for the report (each ineligible row has exactly one reason).
 EXPECTED_ELIGIBLE = 36
 EXPECTED_INELIGIBLE = {
-    # N 111, 112; C 123; A 5000000001; P 4998 + 162 + relax 210, 211; H 171
+    # N 111, 112; C 123; A AP_ID + 1; P 4998 + 162 + relax 210, 211; H 171
     "not_passed": 2 + 1 + 1 + (GRINDER_FAILED + 3) + 1,
     "restricted": 2,  # R 200, relax 230
     "unknown_beatmap": 1,  # V 197

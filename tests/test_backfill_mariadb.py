@@ -118,6 +118,10 @@ def report_problems(report: dict, *, expected_total: int) -> list[str]:
     if rows_read is not None:
         for table, n in expected_rows_read().items():
             check(f"rows_read.{table}", rows_read.get(table), n)
+    in_scope = get(report, "rows_in_scope")
+    if in_scope is not None:
+        for table, n in expected_rows_read().items():
+            check(f"rows_in_scope.{table}", in_scope.get(table), n)
     check("eligible_scores", get(report, "eligible_scores"), sc.EXPECTED_ELIGIBLE)
     inel = get(report, "ineligible")
     if inel is not None:
@@ -256,7 +260,10 @@ def test_production_ddl_and_scenario_load(fresh_mariadb_url, tmp_path):
             assert cols == {"id", "file", "name", "desc", "hidden", "mode"}
             for table, n in expected_rows_read().items():
                 assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar() == n
-            assert conn.exec_driver_sql("SELECT MAX(id) FROM scores_ap").scalar() == 5_000_000_001
+            # production's id offsets: autopilot ids above 2^62 (not exact in a float64), relax from 500M
+            assert conn.exec_driver_sql("SELECT MIN(id), MAX(id) FROM scores_ap").one() == (sc.AP_ID, sc.AP_ID + 1)
+            assert sc.AP_ID > 2**62 and float(sc.AP_ID) != sc.AP_ID
+            assert conn.exec_driver_sql("SELECT MIN(id) FROM scores_relax").scalar() == sc.RX_ID + 201
             assert conn.exec_driver_sql("SELECT COUNT(*) FROM less_achievements").scalar() == 96
             assert conn.exec_driver_sql("SELECT COUNT(*) FROM beatmaps").scalar() == len(sc.MAP_SPECS)
     finally:
@@ -374,3 +381,23 @@ def test_dry_run_writes_the_expected_grants_to_out_and_nothing_to_the_database(
     problems += report_problems(report, expected_total=len(sc.EXPECTED_GRANTS))
     problems += breakdown_problems(report)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.db
+@pytest.mark.ray
+def test_scan_reads_autopilot_ids_above_2_62_and_grants_exactly_the_scenarios_autopilot_grants(
+    fresh_mariadb_url, tmp_path, ray_session
+):
+    """scores_ap ids start at AP_OFFSET (6148914691236517204, not exact in a float64): a table scan cut
+    into one-row id ranges reads both autopilot rows and makes exactly the scenario's mode 8 grants."""
+    url = fresh_mariadb_url
+    osu_dir = tmp_path / "osu"
+    sc.setup_database(url, osu_dir)
+    out = tmp_path / "grants.csv"
+    report = run_job(url, osu_dir, tmp_path, apply=False, out=out, tag="ap", read="scan",
+                     extra=("--tables", "scores_ap", "--scan-rows", "1"))
+    assert report["read_mode"] == "scan" and report["scan_ranges"] == 2
+    assert report["rows_read"]["scores_ap"] == report["rows_in_scope"]["scores_ap"] == 2
+    expected = [g for g in sc.EXPECTED_GRANTS if g.mode == 8]
+    assert expected and all(g.score_id >= sc.AP_ID > 2**62 for g in expected)
+    assert grant_diff(expected, read_out(out), with_score_id=True) == ""

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.scale import TABLE_SHARES, TargetNotEmpty, build_scaled_database
-from cluster.schema import SCORE_TABLES
+from cluster.schema import AP_OFFSET, RELAX_OFFSET, SCORE_ID_OFFSETS, SCORE_TABLES
 from cluster.synth import FIRST_SCORE_TIME, LAST_SCORE_TIME
 from jobs import cli
 from tests.scenario import load_production_schema
@@ -67,6 +67,10 @@ def check_shape(result, data, total):
     for name in ("scores", "scores_relax"):
         assert counts[name] / total == pytest.approx(TABLE_SHARES[name], abs=0.03), counts
     assert 0 < counts["scores_ap"] / total < 0.005
+    # production's id offsets: relax from 500,000,000, autopilot above 2^62 (not exact in a float64)
+    ids = {name: sorted(r["id"] for r in data[name]) for name in SCORE_TABLES}
+    assert all(ids[name][0] == SCORE_ID_OFFSETS[name] for name in SCORE_TABLES), {n: v[0] for n, v in ids.items()}
+    assert ids["scores"][-1] < RELAX_OFFSET and ids["scores_relax"][-1] < AP_OFFSET and AP_OFFSET > 2**62
 
     # modes: all four in `scores` with osu! dominant; relax mania lives in `scores`
     modes = {m: sum(1 for r in data["scores"] if r["play_mode"] == m) for m in range(4)}

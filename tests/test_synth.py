@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cluster.schema import SCORE_TABLES
+from cluster.schema import AP_OFFSET, RELAX_OFFSET, SCORE_ID_OFFSETS, SCORE_TABLES
 from cluster.synth import (
     DAY,
     FIRST_SCORE_TIME,
@@ -88,6 +88,10 @@ def test_counts_match_the_database(demo):
     assert 20_000 <= result.total_scores <= 80_000
     assert 0.6 <= result.scores_relax / result.total_scores <= 0.75  # about 2/3 as in production
     assert 0 < result.scores_ap <= 0.05 * result.total_scores
+    # production's id offsets: relax from 500,000,000, autopilot above 2^62 (not exact in a float64)
+    ids = {name: sorted(r["id"] for r in data[name]) for name in SCORE_TABLES}
+    assert all(ids[name][0] == SCORE_ID_OFFSETS[name] for name in SCORE_TABLES), {n: v[0] for n, v in ids.items()}
+    assert ids["scores"][-1] < RELAX_OFFSET and ids["scores_relax"][-1] < AP_OFFSET and AP_OFFSET > 2**62
     assert result.reference_time == REFERENCE_TIME
     with pytest.raises(AttributeError):
         result.users = 1  # frozen

@@ -78,7 +78,7 @@ CREATE TABLE `scores_relax` (
   KEY `scores_relax_idx_userid_pinned_play_mode` (`userid`,`pinned`,`play_mode`),
   KEY `scores_relax_idx_userid_play_mode` (`userid`,`play_mode`),
   KEY `scores_relax_idx_userid_play_mode_completed` (`userid`,`play_mode`,`completed`)
-) ENGINE=InnoDB DEFAULT CHARSET=latin1 ROW_FORMAT=COMPACT;
+) ENGINE=InnoDB AUTO_INCREMENT=500000000 DEFAULT CHARSET=latin1 ROW_FORMAT=COMPACT;
 
 CREATE TABLE `scores_ap` (
   `id` bigint NOT NULL AUTO_INCREMENT,
@@ -115,7 +115,7 @@ CREATE TABLE `scores_ap` (
   KEY `scores_ap_idx_userid_pinned_play_mode` (`userid`,`pinned`,`play_mode`),
   KEY `userid_2` (`userid`,`play_mode`),
   KEY `scores_ap_idx_userid_play_mode_completed` (`userid`,`play_mode`,`completed`)
-) ENGINE=InnoDB DEFAULT CHARSET=latin1 ROW_FORMAT=COMPACT;
+) ENGINE=InnoDB AUTO_INCREMENT=6148914691236517204 DEFAULT CHARSET=latin1 ROW_FORMAT=COMPACT;
 
 CREATE TABLE `beatmaps` (
   `beatmap_id` int NOT NULL,
