@@ -35,7 +35,7 @@ from cluster import db
 from cluster.schema import SCORE_TABLES, beatmaps
 from cluster.shards import plan_scan, plan_shards
 from sr.cache import SRCache
-from sr.engine import engine_named
+from sr.engines import engine_named
 from sr.errors import RatingError
 from sr.mods import AP, RX
 from sr.store import OsuStore

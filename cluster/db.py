@@ -5,30 +5,26 @@ the embedded default for the demo and quick local runs). Queries name only the c
 
 Faults: `retrying` re-runs an operation after a lost connection, a deadlock or a lock-wait timeout
 (MySQL 2003, 2006, 2013, 1205, 1213, or any error SQLAlchemy flags as a disconnect), with exponential
-backoff; each attempt opens a fresh connection (no pool). Credentials: `mask_url` and `mask_text`
-are the only ways a URL reaches a log, a report or an error message.
+backoff (sr.retry.RetryPolicy, the one retry policy); each attempt opens a fresh connection (no pool).
+Credentials: `mask_url` and `mask_text` (sr.masking) are the only ways a URL reaches a log, a report
+or an error message.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote, quote_plus
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 try:  # Arrow-native bulk reads; the SQLAlchemy reader is the fallback
@@ -37,6 +33,8 @@ except ImportError:  # pragma: no cover - it is a dependency; kept optional for 
     connectorx = None
 
 from cluster.errors import ConfigError, DatabaseUnavailable
+from sr.masking import mask_text, mask_url
+from sr.retry import RetryPolicy
 from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, beatmaps, user_stats, users, users_achievements
 
 HIT_COLUMNS = ("300_count", "100_count", "50_count", "katus_count", "gekis_count")
@@ -61,47 +59,7 @@ GRANT_COLUMNS = ("user_id", "achievement_id", "mode", "created_at")
 
 T = TypeVar("T")
 
-# ------------------------------------------------------------------------------------------------
-# credentials
-# ------------------------------------------------------------------------------------------------
-
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)(?P<password>[^@\s]*)@", re.IGNORECASE)
-
-
-def mask_url(url: str | sa.URL) -> str:
-    """The database URL with its password hidden (`user:***@host`), for logs, reports and errors.
-
-    Never raises: a URL SQLAlchemy cannot parse is masked by pattern (`scheme://user:***@`).
-    """
-    try:
-        return make_url(str(url) if not isinstance(url, sa.URL) else url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - malformed: still never show what looks like a password
-        return _URL_PASSWORD.sub(r"\g<head>***@", str(url))
-
-
-def mask_text(text: str, *urls: str | sa.URL | None) -> str:
-    """`text` with credentials removed: every `scheme://user:password@` password, and the password of
-    each given URL wherever it appears (as written, and percent-encoded), become `***`.
-
-    Passwords shorter than 4 characters are only masked inside URLs (replacing every occurrence of a
-    one-letter password would garble the text).
-    """
-    out = _URL_PASSWORD.sub(r"\g<head>***@", str(text))
-    for url in urls:
-        if url is None:
-            continue
-        forms: set[str] = set()
-        try:
-            password = make_url(str(url)).password if not isinstance(url, sa.URL) else url.password
-        except Exception:  # noqa: BLE001 - malformed: the pattern below still finds it
-            password = None
-        match = _URL_PASSWORD.search(str(url))
-        for candidate in (password, match.group("password") if match else None):  # decoded, and as written
-            if candidate and len(candidate) >= 4:
-                forms |= {candidate, quote(candidate, safe=""), quote_plus(candidate)}
-        for form in sorted(forms, key=len, reverse=True):
-            out = out.replace(form, "***")
-    return out
+# Credentials: sr.masking is the one masker; the cluster layer reaches it as db.mask_url / db.mask_text.
 
 
 class KeptConnection:
@@ -156,25 +114,6 @@ RETRYABLE_MYSQL_ERRORS = {
 }
 """MySQL/MariaDB error codes worth another try (DOMAIN.md §7: retries with backoff)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently a database operation is retried.
-
-    attempts:     tries in all, the first included (>= 1).
-    base_seconds: the wait before the second try; it doubles for each further try (with +-25% jitter).
-    max_seconds:  the cap of one wait.
-    """
-
-    attempts: int = 6
-    base_seconds: float = 0.5
-    max_seconds: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number `attempt` (1-based)."""
-        return min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
-
-
 DEFAULT_RETRY = RetryPolicy()
 
 
@@ -219,27 +158,28 @@ def retrying(
     log: RetryLog | None = None,
     url: str | None = None,
 ) -> T:
-    """Call `operation()` until it succeeds, retrying retryable database errors with backoff.
+    """Call `operation()` until it succeeds, retrying retryable database errors (`is_retryable`) with
+    the backoff of `policy` (sr.retry, on tenacity).
 
     `operation` must be safe to repeat: it opens its own connection (or uses a KeptConnection, which a
-    failure closes) and commits (or not) as a whole.
-    `what` names it in the log and errors. Non-retryable errors propagate unchanged. Raises
-    DatabaseUnavailable (from the last error, message masked with `url`) when the tries run out.
+    failure closes) and commits (or not) as a whole. `what` names it in the log and errors; every
+    failed try is recorded in `log` (masked with `url`). Non-retryable errors propagate unchanged.
+    Raises DatabaseUnavailable (from the last error, message masked) when the tries run out.
     """
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return operation()
-        except sa.exc.DBAPIError as exc:
-            if not is_retryable(exc):
-                raise
-            code = error_code(exc)
-            message = mask_text(str(getattr(exc, "orig", exc)), url)
-            if log is not None:
-                log.record(what, code, message)
-            if attempt == policy.attempts:
-                raise DatabaseUnavailable(what, code, attempt, message) from exc
-            time.sleep(policy.delay(attempt))
-    raise AssertionError("unreachable")
+
+    def note(exc: BaseException, attempt: int, seconds: float) -> None:
+        if log is not None:
+            log.record(what, error_code(exc), mask_text(str(getattr(exc, "orig", exc)), url))
+
+    try:
+        return policy.retrying(is_retryable, before_sleep=note)(operation)
+    except sa.exc.DBAPIError as exc:
+        if not is_retryable(exc):
+            raise
+        message = mask_text(str(getattr(exc, "orig", exc)), url)
+        if log is not None:
+            log.record(what, error_code(exc), message)
+        raise DatabaseUnavailable(what, error_code(exc), policy.attempts, message) from exc
 
 
 # ------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from cluster.workers import (
 )
 from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
-from sr.engine import DEFAULT_ENGINE, engine_named
+from sr.engines import DEFAULT_ENGINE, engine_named
 from sr.errors import REASONS
 
 __all__ = ["BackfillConfig", "ConfigError", "RunSummary", "check_catalogue", "check_config", "choose_read", "run_backfill"]

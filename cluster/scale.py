@@ -71,7 +71,7 @@ from cluster.synth import (
 )
 from conditions.catalogue import load_catalogue
 from sr.derive import Derivation, OsuTemplate, map_attributes
-from sr.engine import engine_named
+from sr.engines import engine_named
 from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
 
 # --- DOMAIN.md §1: passed scores before 2022-06-23 per table -------------------------------------------

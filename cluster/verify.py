@@ -33,7 +33,7 @@ from cluster import db, ledger
 from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, users, users_achievements
 from conditions.catalogue import Catalogue, load_catalogue
 from conditions.support import TABLE_OF_MODE, unsupported_grants
-from sr.engine import DEFAULT_ENGINE, engine_named
+from sr.engines import DEFAULT_ENGINE, engine_named
 from sr.keys import SR_KEY_SCHEMA
 from sr.rate import rate_keys
 from sr.store import OsuStore

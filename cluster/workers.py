@@ -23,7 +23,7 @@ from cluster.shards import ScanRange, Shard, shard_positions
 from conditions.catalogue import load_catalogue
 from conditions.evaluate import evaluate, prepare_scores, sr_keys, stats_only
 from sr.cache import SRCache
-from sr.engine import DEFAULT_ENGINE, engine_named
+from sr.engines import DEFAULT_ENGINE, engine_named
 from sr.fetch import BeatmapFetcher
 from sr.keys import SR_KEY_SCHEMA, SR_RESULT_SCHEMA
 from sr.rate import ParsedMaps, rate_keys

@@ -17,7 +17,7 @@ from cluster.scope import TIERS, Scope, achievement_ids_for
 from conditions.catalogue import load_catalogue
 from jobs.options import add_retry_options, retry_policy
 from jobs.report import format_summary, report_paths, write_run_report
-from sr.engine import DEFAULT_ENGINE
+from sr.engines import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
 CACHE_ENV = "SR_BACKFILL_CACHE"

@@ -44,7 +44,7 @@ from cluster.pipeline import READ_MODES, BackfillConfig
 from cluster.scale import build_scaled_database
 from cluster.schema import SCORE_TABLES
 from cluster.scope import Scope
-from sr.engine import DEFAULT_ENGINE
+from sr.engines import DEFAULT_ENGINE
 
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "data" / "maps"

@@ -36,11 +36,12 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cluster.db import connect, mask_url as mask_db_url
+from cluster.db import connect
 from cluster.sampling import UNRATED_BAND, band_of, draw_candidates, select_stratified
-from sr.engine import engine_named
-from sr.perf import BreakerPolicy, PerfClient, PerfRequest, PerfResult, PerfRun, mask_url
-from sr.perf_errors import PerfItemFailed, PerfServiceError
+from sr.engines import engine_named
+from sr.masking import mask_url
+from sr.perf import BreakerPolicy, PerfClient, PerfRequest, PerfResult, PerfRun
+from sr.errors import PerfItemFailed, PerfServiceError
 from sr.rate import rate_keys
 from sr.store import OsuStore
 
@@ -466,7 +467,7 @@ def run_compare(args: argparse.Namespace) -> dict:
             raise CompareConfigError(f"performance service {service_url} is not healthy (GET /_health did not answer 2xx)")
 
         stage = time.monotonic()
-        database = mask_db_url(args.db)
+        database = mask_url(args.db)
         try:
             db = connect(args.db)
             candidates = draw_candidates(db, math.ceil(args.sample * args.oversample), args.seed)

@@ -48,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import rosu_pp_py as rosu
 
-from sr.engine import engine_named
+from sr.engines import engine_named
 from sr.errors import NonFiniteRating, RatingError
 from sr.rounding import round_live
 from sr.store import OsuStore

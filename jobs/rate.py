@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sr.engine import DEFAULT_ENGINE, ENGINE_NAMES, engine_named
+from sr.engines import DEFAULT_ENGINE, ENGINE_NAMES, engine_named
 from sr.rate import rate_paths
 
 

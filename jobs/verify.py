@@ -12,7 +12,7 @@ from cluster import db
 from cluster.verify import verify
 from jobs.backfill import report_dir
 from jobs.report import format_verify, write_rarity_png
-from sr.engine import DEFAULT_ENGINE
+from sr.engines import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
 

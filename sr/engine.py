@@ -112,19 +112,4 @@ class RosuEngine:
         return out
 
 
-DEFAULT_ENGINE = "live"
-ENGINE_NAMES = ("live", "rosu")
-
-
-def engine_named(name: str) -> RosuEngine:
-    """A new engine of the given name: `live` (the live service's routing, sr.live) or `rosu` (plain
-    rosu-pp-py with the full mods). Raises ValueError for an unknown name."""
-    from sr.live import LiveEngine  # sr.live builds on this module
-
-    engines = {"live": LiveEngine, "rosu": RosuEngine}
-    if name not in engines:
-        raise ValueError(f"unknown SR engine {name!r}; known: {', '.join(sorted(engines))}")
-    return engines[name]()
-
-
-__all__: Sequence[str] = ("DEFAULT_ENGINE", "ENGINE_NAMES", "RosuEngine", "engine_named")
+__all__: Sequence[str] = ("RosuEngine",)

@@ -10,22 +10,27 @@ Requests are rate-limited (per process: each rater has its own fetcher) and retr
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 
 import httpx
 
 from sr.errors import BeatmapMismatch, BeatmapMissing
-from sr.perf import TokenBucket, mask_url
+from sr.masking import mask_url
+from sr.retry import RetryPolicy, TokenBucket
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class _Transient(Exception):
+    """A download attempt worth repeating: a timeout, a connection error, a 429 or a 5xx."""
 
 
 class BeatmapFetcher:
     """GETs `url_template` formatted with beatmap_id (and beatmap_md5), returning the file's bytes.
 
     rate:    requests per second (per process); retries: further attempts after a timeout,
-    connection error or a 429/5xx answer, waiting backoff * 2**attempt seconds (with jitter).
+    connection error or a 429/5xx answer, waiting as sr.retry.RetryPolicy does from `backoff`
+    seconds (doubling, with jitter).
     `transport` is for tests (httpx.MockTransport); production passes nothing.
     Raises ValueError for a template without `{beatmap_id}` or `{beatmap_md5}`.
     """
@@ -44,7 +49,7 @@ class BeatmapFetcher:
             raise ValueError("--fetch-missing needs {beatmap_id} or {beatmap_md5} in the URL template")
         self.url_template = url_template
         self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(attempts=retries + 1, base_seconds=backoff)
         self.bucket = TokenBucket(rate)
         self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
         self.requests = 0
@@ -57,27 +62,30 @@ class BeatmapFetcher:
         another version: the score's version is gone).
         """
         url = self.url_template.format(beatmap_id=int(beatmap_id), beatmap_md5=beatmap_md5)
-        for attempt in range(self.retries + 1):
-            time.sleep(self.bucket.reserve())
-            self.requests += 1
-            try:
-                response = self.client.get(url)
-            except httpx.HTTPError as exc:
-                failure = f"{type(exc).__name__} from {mask_url(url)}"
-            else:
-                if response.status_code == 200:
-                    content = response.content
-                    digest = hashlib.md5(content).hexdigest()
-                    if digest != beatmap_md5.lower():
-                        raise BeatmapMismatch(beatmap_md5, f"upstream {mask_url(url)} serves md5 {digest}")
-                    self.downloaded += 1
-                    return content
-                if response.status_code not in RETRY_STATUSES:
-                    raise BeatmapMissing(beatmap_md5, f"upstream {mask_url(url)} answered {response.status_code}")
-                failure = f"HTTP {response.status_code} from {mask_url(url)}"
-            if attempt < self.retries:
-                time.sleep(self.backoff * 2**attempt * (0.5 + random.random() / 2))
-        raise BeatmapMissing(beatmap_md5, f"download failed after {self.retries + 1} attempts: {failure}")
+        retrying = self.policy.retrying(lambda exc: isinstance(exc, _Transient))
+        try:
+            content = retrying(self._attempt, url, beatmap_md5)
+        except _Transient as exc:
+            raise BeatmapMissing(beatmap_md5, f"download failed after {self.retries + 1} attempts: {exc}") from None
+        self.downloaded += 1
+        return content
+
+    def _attempt(self, url: str, beatmap_md5: str) -> bytes:
+        """One GET (after the rate limit's wait). Raises _Transient for what is worth repeating."""
+        time.sleep(self.bucket.reserve())
+        self.requests += 1
+        try:
+            response = self.client.get(url)
+        except httpx.HTTPError as exc:
+            raise _Transient(f"{type(exc).__name__} from {mask_url(url)}") from None
+        if response.status_code in RETRY_STATUSES:
+            raise _Transient(f"HTTP {response.status_code} from {mask_url(url)}")
+        if response.status_code != 200:
+            raise BeatmapMissing(beatmap_md5, f"upstream {mask_url(url)} answered {response.status_code}")
+        digest = hashlib.md5(response.content).hexdigest()
+        if digest != beatmap_md5.lower():
+            raise BeatmapMismatch(beatmap_md5, f"upstream {mask_url(url)} serves md5 {digest}")
+        return response.content
 
     def close(self) -> None:
         self.client.close()

@@ -21,7 +21,7 @@ asked:
   raises CircuitOpen and `calculate_many` returns what it has.
 
 Transport: httpx behind `transport=` (tests pass `httpx.MockTransport`; production passes nothing).
-httpx errors never leave this module: they become sr.perf_errors types, `raise ... from exc`.
+httpx errors never leave this module: they become sr.errors.PerfServiceError types, `raise ... from exc`.
 Credentials in the base URL (user:password@) are used for HTTP basic auth but never logged or put in an
 error message: see `mask_url`.
 """
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from sr.perf_errors import (
+from sr.errors import (
     CircuitOpen,
     PerfBadResponse,
     PerfItemFailed,
@@ -51,29 +51,14 @@ from sr.perf_errors import (
     PerfTimeout,
     PerfUnreachable,
 )
+from sr.masking import mask_url
+from sr.retry import RetryPolicy, TokenBucket
 
 CALCULATE_PATH = "/api/v1/calculate"
 HEALTH_PATH = "/_health"
 USER_AGENT = "sr-backfill-compare (akatsuki achievement backfill; rate-limited)"
 
 log = logging.getLogger(__name__)
-
-
-def mask_url(url: str | httpx.URL) -> str:
-    """`url` with its userinfo (user:password@) and query string replaced by `***`, for logs and reports.
-
-    "http://u:secret@perf:8080/x?token=t" -> "http://***@perf:8080/x?***". Unparseable input gives
-    "<unparseable url>" rather than the raw text.
-    """
-    try:
-        parsed = httpx.URL(str(url))
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return "<unparseable url>"
-    if parsed.userinfo:
-        parsed = parsed.copy_with(userinfo=b"***")
-    if parsed.query:
-        parsed = parsed.copy_with(query=b"***")
-    return str(parsed)
 
 
 # ======================================================================================================
@@ -231,36 +216,6 @@ class PerfRun:
 # ======================================================================================================
 
 
-class TokenBucket:
-    """Token bucket of `rate` tokens per second (requests/s), holding at most `burst` tokens, full at start.
-
-    `reserve()` takes one token, going into debt when empty, and returns the seconds to wait before
-    using it, so concurrent callers queue at 1/rate spacing. `rate` math.inf disables the limit.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be > 0 requests/s, got {rate}")
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1 token, got {burst}")
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Take a token; return the wait in seconds (0.0 if one was available)."""
-        if math.isinf(self.rate):
-            return 0.0
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-
 class CircuitBreaker:
     """Counts consecutive failed attempts and recent slow answers; opens once for good (a compare run
     stops rather than probing a struggling service). Thread-safe."""
@@ -369,12 +324,12 @@ class PerfClient:
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.backoff_max = float(backoff_max)
+        self.policy = RetryPolicy(attempts=self.retries + 1, base_seconds=self.backoff, max_seconds=self.backoff_max)
         self.breaker = CircuitBreaker(breaker or BreakerPolicy())
         self._bucket = TokenBucket(rate, burst)
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._stop = threading.Event()
         self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
         self._counts_lock = threading.Lock()
         self._counts: Counter = Counter()
         self._failure_reasons: Counter = Counter()
@@ -595,56 +550,56 @@ class PerfClient:
             )
         return results
 
-    def _backoff_seconds(self, attempt: int, retry_after: float | None) -> float:
-        """Delay before retry `attempt` (0-based): half of min(backoff_max, backoff * 2**attempt) plus a
-        random share of the other half; at least a Retry-After (capped at backoff_max)."""
-        ceiling = min(self.backoff_max, self.backoff * (2**attempt))
-        with self._rng_lock:
-            delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_max))
-        return delay
-
     def _post_with_retries(self, items: list[PerfRequest], *, isolating: bool) -> list[PerfResult]:
+        """POST `items` once, and again after a retryable failure (sr.retry.RetryPolicy: `retries`
+        more tries, backoff from `backoff` seconds doubling up to `backoff_max`, a Retry-After honoured);
+        a wait ends early, with CircuitOpen, when the breaker opens meanwhile."""
         body = json.dumps([item.to_json() for item in items]).encode()
         url = f"{self.url.rstrip('/')}{CALCULATE_PATH}"
-        for attempt in range(self.retries + 1):
-            retry_after = None
-            try:
-                response, _ = self._send("POST", CALCULATE_PATH, body, items=len(items), isolation=isolating)
-                status = response.status_code
-                if 200 <= status < 300:
-                    results = self._parse(url, response, items)
-                    self.breaker.record_success()
-                    return results
-                detail = self._scrub(response.text.strip())
-                if status == 500:
-                    self.breaker.record_success()  # the contract's answer for a bad item
-                    raise PerfItemFailed(url, items, detail)
-                if 400 <= status < 500:
-                    error: PerfServiceError = PerfRejected(url, status, detail)
-                elif status >= 500:
-                    retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-                    error = PerfServerError(url, status, detail, retry_after)
-                else:  # 1xx/3xx: not the contract's answer
-                    error = PerfBadResponse(url, f"HTTP {status}")
-            except (PerfTimeout, PerfUnreachable, PerfBadResponse) as exc:
-                error = exc
-            with self._counts_lock:
-                self._failure_reasons[error.reason] += 1
-            why = self.breaker.record_failure(error)
-            if why is not None:
-                raise self._open(why, error)
-            if not error.retryable or attempt == self.retries:
-                raise error
-            delay = self._backoff_seconds(attempt, retry_after)
-            log.warning(
-                "performance service %s: %s; retry %d/%d in %.2f s", self.url, error, attempt + 1, self.retries, delay
-            )
+
+        def note(error: BaseException, attempt: int, seconds: float) -> None:
+            log.warning("performance service %s: %s; retry %d/%d in %.2f s", self.url, error, attempt, self.retries, seconds)
             self._count(retries=1)
-            if self._stop.wait(delay):
+
+        def wait(seconds: float) -> None:
+            if self._stop.wait(seconds):
                 self._check_open()
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        retrying = self.policy.retrying(
+            lambda exc: isinstance(exc, PerfServiceError) and exc.retryable, before_sleep=note, sleep=wait, rng=self._rng
+        )
+        return retrying(self._post_once, body, url, items, isolating)
+
+    def _post_once(self, body: bytes, url: str, items: list[PerfRequest], isolating: bool) -> list[PerfResult]:
+        """One POST. Returns the results of a 2xx; raises PerfItemFailed (500), CircuitOpen (the breaker
+        opened on this failure) or the failure's PerfServiceError (retryable or not)."""
+        retry_after = None
+        try:
+            response, _ = self._send("POST", CALCULATE_PATH, body, items=len(items), isolation=isolating)
+            status = response.status_code
+            if 200 <= status < 300:
+                results = self._parse(url, response, items)
+                self.breaker.record_success()
+                return results
+            detail = self._scrub(response.text.strip())
+            if status == 500:
+                self.breaker.record_success()  # the contract's answer for a bad item
+                raise PerfItemFailed(url, items, detail)
+            if 400 <= status < 500:
+                error: PerfServiceError = PerfRejected(url, status, detail)
+            elif status >= 500:
+                retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+                error = PerfServerError(url, status, detail, retry_after)
+            else:  # 1xx/3xx: not the contract's answer
+                error = PerfBadResponse(url, f"HTTP {status}")
+        except (PerfTimeout, PerfUnreachable, PerfBadResponse) as exc:
+            error = exc
+        with self._counts_lock:
+            self._failure_reasons[error.reason] += 1
+        why = self.breaker.record_failure(error)
+        if why is not None:
+            raise self._open(why, error)
+        raise error
 
     def _isolate(self, items: list[PerfRequest], offset: int, out: list, *, known_bad: bool, depth: int) -> bool:
         """Answer `items` into out[offset:offset+len(items)], splitting on 500s.
@@ -692,6 +647,4 @@ __all__ = (
     "PerfResult",
     "PerfRun",
     "PerfStats",
-    "TokenBucket",
-    "mask_url",
 )

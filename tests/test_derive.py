@@ -13,7 +13,7 @@ import pytest
 import rosu_pp_py as rosu
 
 from sr.derive import Derivation, OsuTemplate, derive_osu, map_attributes
-from sr.engine import engine_named
+from sr.engines import engine_named
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "maps"
 ALL_MAPS = sorted(MAPS.rglob("*.osu"))

@@ -6,7 +6,8 @@ import hashlib
 import pyarrow as pa
 import pytest
 
-from sr.engine import RosuEngine, engine_named
+from sr.engine import RosuEngine
+from sr.engines import engine_named
 from sr.errors import BeatmapBadFormat, ConvertUnsupported
 from sr.keys import SR_KEY_SCHEMA
 from sr.rate import rate_keys

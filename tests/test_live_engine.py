@@ -7,7 +7,8 @@ import pytest
 
 from jobs.cli import main
 from sr.autopilot import rewrite_without_distance
-from sr.engine import RosuEngine, engine_named
+from sr.engine import RosuEngine
+from sr.engines import engine_named
 from tests.conftest import DATA, MAPS, report_figure
 
 RELAX, AUTOPILOT = 128, 8192

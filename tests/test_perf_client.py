@@ -17,9 +17,11 @@ import pytest
 import rosu_pp_py as rosu
 
 from jobs.perf_standin import PerfStandIn, StandInConfig
-from sr.engine import engine_named
-from sr.perf import BreakerPolicy, PerfClient, PerfRequest, PerfResult, TokenBucket, mask_url
-from sr.perf_errors import (
+from sr.engines import engine_named
+from sr.masking import mask_url
+from sr.perf import BreakerPolicy, PerfClient, PerfRequest, PerfResult
+from sr.retry import TokenBucket
+from sr.errors import (
     CircuitOpen,
     PerfBadResponse,
     PerfItemFailed,

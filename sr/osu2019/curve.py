@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from sr.osu2019.decode import PT_CATMULL, PT_LINEAR, PT_NONE, PT_PERFECT
+from sr.osu2019.constants import PT_CATMULL, PT_LINEAR, PT_NONE, PT_PERFECT
 
 F32 = np.float32
 F64_EPSILON = float(np.finfo(np.float64).eps)

@@ -36,19 +36,23 @@ from bisect import bisect_left
 
 import numpy as np
 
-MAX_PARSE_VALUE = 2147483647  # rosu-map util/parse_number.rs: i32::MAX
-MAX_COORDINATE_VALUE = 131072  # akatsuki-pp-rs model/beatmap/decode.rs
-LATEST_FORMAT_VERSION = 14  # rosu-map format_version.rs
-DEFAULT_BEAT_LEN = 1000.0  # rosu-map TimingPoint::DEFAULT_BEAT_LEN = 60_000 / 60 (ms)
-F32_EPS = float(np.finfo(np.float32).eps)
-F64_EPS = float(np.finfo(np.float64).eps)
-F32_LIMIT = np.float32(MAX_PARSE_VALUE)  # `i32::MAX as f32` = 2^31
-
-# Path type codes shared with curve.py (rosu-map slider/path_type.rs SplineType)
-PT_NONE, PT_CATMULL, PT_BEZIER, PT_LINEAR, PT_PERFECT = -1, 0, 1, 2, 3
-
-# Hit object kinds shared with stars.py
-KIND_CIRCLE, KIND_SLIDER, KIND_SPINNER = 0, 1, 2
+from sr.osu2019.constants import (
+    F32_EPS,
+    F32_LIMIT,
+    F64_EPS,
+    KIND_CIRCLE,
+    KIND_SLIDER,
+    KIND_SPINNER,
+    LATEST_FORMAT_VERSION,
+    MAX_COORDINATE_VALUE,
+    MAX_PARSE_VALUE,
+    PT_BEZIER,
+    PT_CATMULL,
+    PT_LINEAR,
+    PT_NONE,
+    PT_PERFECT,
+)
+from sr.osu2019.scan import merge_control_points, scan_hit_objects, scan_timing_points
 
 # Rust's `char::is_whitespace` (Unicode White_Space); Python's str.isspace also counts \x1c-\x1f.
 RUST_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -692,7 +696,6 @@ def _scan_fast(m: RawMap, data: bytes) -> bool:
 
     False (m untouched) if some line needs this module's reader.
     """
-    from sr.osu2019.scan import scan_hit_objects
 
     buf = np.frombuffer(data, dtype=np.uint8)
     (
@@ -744,7 +747,6 @@ def _scan_fast(m: RawMap, data: bytes) -> bool:
 
 def _scan_timing_fast(m: RawMap, lines: list[str]) -> bool:
     """Fill m's timing and difficulty points with scan.py; False if a line needs this module."""
-    from sr.osu2019.scan import merge_control_points, scan_timing_points
 
     data = "\n".join(lines).encode("utf-8")
     status, times, beats, changes, fix = scan_timing_points(

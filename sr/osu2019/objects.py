@@ -33,7 +33,7 @@ from sr.osu2019.curve import (
     f32_length,
     position_at,
 )
-from sr.osu2019.decode import DEFAULT_BEAT_LEN
+from sr.osu2019.constants import DEFAULT_BEAT_LEN
 
 LEGACY_LAST_TICK_OFFSET = 36.0  # ms
 BASE_SCORING_DISTANCE = 100.0  # osu! pixels

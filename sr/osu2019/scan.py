@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sr.osu2019.decode import (
+from sr.osu2019.constants import (
     KIND_CIRCLE,
     KIND_SLIDER,
     KIND_SPINNER,

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from sr.osu2019.curve import copy_items
-from sr.osu2019.decode import KIND_SLIDER, KIND_SPINNER
+from sr.osu2019.constants import KIND_SLIDER, KIND_SPINNER
 from sr.osu2019.objects import follow, walk_slider
 
 F32 = np.float32
