@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -67,7 +68,7 @@ class BackfillConfig:
                    resume: the stored one).
     apply:         insert grants into users_achievements (recorded in the ledger); otherwise write
                    nothing to the database.
-    out:           dry-run file for the grants (.parquet or .csv), optional.
+    out:           dry-run file for the grants (.parquet or .csv), optional; rows sorted by OUT_ORDER.
     workers:       rater actors (processes); clamped to the Ray cluster's CPUs.
     shard_rows:    target score rows per shard.
     engine:        SR engine name (sr.engine.engine_named).
@@ -84,7 +85,8 @@ class BackfillConfig:
     as_of:         reference time (unix seconds) of the activity tiers and of stats-fallback grants;
                    None: when the run starts (a resume keeps the stored one).
     retry:         retry policy of database operations.
-    samples_per_reason: sample score ids kept per skip reason and shard (the summary keeps 20 per reason).
+    samples_per_reason: sample score ids (the smallest) kept per skip reason and shard; the summary keeps
+                   the SKIP_SAMPLES_PER_REASON smallest of them per reason.
     sr_cache:      the persistent SR cache (local path or pyarrow.fs URI; sr.cache), None for none.
     fetch_missing: URL template to download missing or stale .osu files (sr.fetch), None for none;
                    fetch_rate: downloads per second per rater.
@@ -114,7 +116,7 @@ class BackfillConfig:
     stats_fallback: bool = False
     as_of: int | None = None
     retry: db.RetryPolicy = db.DEFAULT_RETRY
-    samples_per_reason: int = 5
+    samples_per_reason: int = SKIP_SAMPLES_PER_REASON
     sr_cache: str | None = None
     fetch_missing: str | None = None
     fetch_rate: float = 2.0
@@ -192,21 +194,32 @@ class RunSummary:
         return data
 
 
+OUT_ORDER = ("user_id", "mode", "achievement_id")
+"""The row order of a dry run's grants file, whatever order the shards finish in."""
+
+
 class _FileSink:
-    """Streams grants to a Parquet or CSV file (by extension)."""
+    """Collects grants as shards finish (spooled to a Parquet file beside `path`) and, on `close`,
+    writes them to `path` (Parquet or CSV, by extension; GRANT_ARROW_SCHEMA columns) sorted by
+    OUT_ORDER, so that the same run gives the same bytes with any number of workers."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".parquet":
-            self.writer = pq.ParquetWriter(path, GRANT_ARROW_SCHEMA)
-        else:
-            self.writer = pacsv.CSVWriter(path, GRANT_ARROW_SCHEMA)
+        self.path = path
+        self.spool = path.with_name(f".{path.name}.unsorted.parquet")
+        self.writer = pq.ParquetWriter(self.spool, GRANT_ARROW_SCHEMA)
 
     def write(self, grants: pa.Table) -> None:
         self.writer.write_table(grants.select(GRANT_ARROW_SCHEMA.names).cast(GRANT_ARROW_SCHEMA))
 
     def close(self) -> None:
         self.writer.close()
+        ordered = pl.read_parquet(self.spool).sort(list(OUT_ORDER)).to_arrow().cast(GRANT_ARROW_SCHEMA)
+        if self.path.suffix == ".parquet":
+            pq.write_table(ordered, self.path)
+        else:
+            pacsv.write_csv(ordered, self.path)
+        self.spool.unlink()
 
 
 def selected_catalogue(achievement_ids: tuple[int, ...] | None) -> Catalogue:
@@ -759,9 +772,11 @@ def _add_outcome(summary: RunSummary, outcome: ShardOutcome, tally: _Tally) -> N
     tally.max_rss = max(tally.max_rss, outcome.max_rss_mb)
     for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
         kept = tally.samples.setdefault(row["reason"], [])
-        if len(kept) < SKIP_SAMPLES_PER_REASON:
-            kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
-                         "user_id": row["user_id"], "beatmap_md5": row["beatmap_md5"]})
+        kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
+                     "user_id": row["user_id"], "beatmap_md5": row["beatmap_md5"]})
+        # the smallest score ids (unique across the tables), whatever order the shards finish in
+        kept.sort(key=lambda sample: sample["score_id"])
+        del kept[SKIP_SAMPLES_PER_REASON:]
 
 
 def _stats_only_rows(outcome: ShardOutcome, as_of: int, candidates: list[dict]) -> list[dict]:

@@ -401,3 +401,34 @@ def test_scan_reads_autopilot_ids_above_2_62_and_grants_exactly_the_scenarios_au
     expected = [g for g in sc.EXPECTED_GRANTS if g.mode == 8]
     assert expected and all(g.score_id >= sc.AP_ID > 2**62 for g in expected)
     assert grant_diff(expected, read_out(out), with_score_id=True) == ""
+
+
+@pytest.mark.db
+@pytest.mark.ray
+def test_the_same_run_with_other_worker_counts_writes_the_same_files_byte_for_byte(
+    fresh_mariadb_url, tmp_path, ray_session
+):
+    """--out is sorted by (user_id, mode, achievement_id) and the error samples are the smallest score
+    ids per reason, whatever order the shards finish in: 1 and 2 workers, many small shards."""
+    url = fresh_mariadb_url
+    osu_dir = tmp_path / "osu"
+    sc.setup_database(url, osu_dir)
+    files = {}
+    for workers in ("1", "2"):
+        run = tmp_path / f"w{workers}"
+        run.mkdir()
+        for suffix in (".csv", ".parquet"):
+            report = run_job(url, osu_dir, run, apply=False, out=run / f"grants{suffix}", tag=suffix[1:],
+                             extra=("--workers", workers, "--shard-rows", "5", "--run-id", f"same-{suffix[1:]}"))
+            assert report["shards"] >= 10 and report["workers"] == int(workers)
+        files[workers] = {name: (run / name).read_bytes() for name in ("grants.csv", "grants.parquet", "report-csv.errors.csv")}
+    assert files["1"] == files["2"]
+    lines = [line.replace('"', "").split(",") for line in files["1"]["grants.csv"].decode().splitlines()]
+    column = {name: index for index, name in enumerate(lines[0])}
+    ordered = [(int(r[column["user_id"]]), int(r[column["mode"]]), int(r[column["achievement_id"]])) for r in lines[1:]]
+    assert ordered == sorted(ordered) and len(ordered) == len(sc.EXPECTED_GRANTS)
+    samples = [line.replace('"', "").split(",") for line in files["1"]["report-csv.errors.csv"].decode().splitlines()[1:]]
+    by_reason: dict[str, list[int]] = {}
+    for sample in samples:
+        by_reason.setdefault(sample[1], []).append(int(sample[4]))
+    assert by_reason and all(ids == sorted(ids) for ids in by_reason.values())
