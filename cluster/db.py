@@ -182,6 +182,45 @@ def retrying(
         raise DatabaseUnavailable(what, error_code(exc), policy.attempts, message) from exc
 
 
+@dataclass(frozen=True)
+class Database:
+    """A database as one process of a run uses it: its `url` (shown only as `masked`), an `engine`
+    without a connection pool (`connect`), the retry `policy` of its operations and the `log` of the
+    retries they needed. `retrying(what, operation)` runs an operation under that policy, recording
+    into that log; `dispose()` closes the engine. Raises ConfigError (masked) for a bad URL."""
+
+    url: str
+    policy: RetryPolicy = DEFAULT_RETRY
+    log: RetryLog = field(default_factory=RetryLog)
+    engine: sa.Engine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", connect(self.url))
+
+    @property
+    def masked(self) -> str:
+        """The URL with its password hidden (sr.masking.mask_url)."""
+        return mask_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect name: "mysql" (MySQL/MariaDB) or "sqlite"."""
+        return self.engine.dialect.name
+
+    def retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """`operation()` under this database's retry policy (cluster.db.retrying): retried after a lost
+        connection, a deadlock or a lock-wait timeout; raises DatabaseUnavailable when the tries run
+        out. `what` names it in the log and in errors."""
+        return retrying(operation, what, self.policy, self.log, self.url)
+
+    def mask(self, text: str) -> str:
+        """`text` with this database's password masked wherever it appears."""
+        return mask_text(text, self.url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
 # ------------------------------------------------------------------------------------------------
 # reads
 # ------------------------------------------------------------------------------------------------

@@ -318,13 +318,39 @@ def load_shards(engine: sa.Engine, run_id: str) -> list[ShardProgress]:
     return out
 
 
-def update_shard(engine: sa.Engine, run_id: str, index: int, *, attempt: bool = False, **values) -> None:
-    """Set progress columns of one shard (status, stage, rows_read, eligible, grants, skipped, error,
-    started_at, finished_at, db_retries); `attempt=True` also counts one more attempt."""
-    unknown = set(values) - set(shards.c.keys())
-    if unknown:
-        raise ValueError(f"not srb_shards columns: {sorted(unknown)}")
-    values["updated_at"] = now()
+@dataclass(frozen=True, slots=True)
+class ShardUpdate:
+    """Progress columns of one srb_shards row to set; a None field is left as it is.
+
+    status: pending, running, done or failed; stage: evaluating, writing, written; error: a masked
+    message (`clear_error` sets it NULL); started_at / finished_at: unix seconds; rows_read, eligible,
+    grants, skipped, db_retries: the shard's counts.
+    """
+
+    status: str | None = None
+    stage: str | None = None
+    error: str | None = None
+    clear_error: bool = False
+    started_at: int | None = None
+    finished_at: int | None = None
+    rows_read: int | None = None
+    eligible: int | None = None
+    grants: int | None = None
+    skipped: int | None = None
+    db_retries: int | None = None
+
+    def values(self) -> dict:
+        """The columns to set (srb_shards column names)."""
+        out = {name: getattr(self, name) for name in self.__slots__ if name != "clear_error"}
+        out = {name: value for name, value in out.items() if value is not None}
+        if self.clear_error:
+            out["error"] = None
+        return out
+
+
+def update_shard(engine: sa.Engine, run_id: str, index: int, update: ShardUpdate, *, attempt: bool = False) -> None:
+    """Set the progress columns of one shard (`update`); `attempt=True` also counts one more attempt."""
+    values = {**update.values(), "updated_at": now()}
     if attempt:
         values["attempts"] = shards.c.attempts + 1
     with engine.begin() as conn:

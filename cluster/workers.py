@@ -372,7 +372,8 @@ def scan_range(
 
     The rows are read without joins and joined here to the run's lookups (`read_lookups`, passed as
     object refs), as the per-user reads join them in SQL (cluster.db.join_lookups). Call with
-    `.options(num_returns=len(wave) + n_raters + 1)`. Returns, in order: one Arrow table
+    `.options(num_returns=len(wave) + n_raters + 1)`: `ScanRangeRefs.launch` does, and names the
+    returns. Returns, in order: one Arrow table
     (SCORE_ARROW_SCHEMA) per shard of `wave` (userid order) with the range's rows of that shard's
     users (`shard_positions`: a whole range, or the users a scoped shard lists; rows of other users are
     dropped); `wave` may come as an object ref (the driver puts it once per wave); then, per rater, the unique SR keys
@@ -412,3 +413,25 @@ def scan_range(
     seconds["split"] = time.perf_counter() - started
     outcome = ScanOutcome(seconds, retries, peak_rss_mb())
     return (*tables, *key_tables, outcome)
+
+
+@dataclass(frozen=True)
+class ScanRangeRefs:
+    """The object refs of one `scan_range` task, by name (the driver owns them: one object per shard and
+    per rater, so each shard task and each rater fetches only its own part).
+
+    shard_rows: per shard of the wave (in wave order), the range's rows of its users (SCORE_ARROW_SCHEMA).
+    rater_keys: per rater, the unique SR keys routed to it (SR_KEY_SCHEMA), for `RaterActor.queue`.
+    outcome:    the task's ScanOutcome (seconds, retries, peak RSS); ready when the task is done.
+    """
+
+    shard_rows: tuple
+    rater_keys: tuple
+    outcome: ray.ObjectRef
+
+    @classmethod
+    def launch(cls, job: ShardJob, scan: ScanRange, wave, shards: int, raters: int, lookups) -> ScanRangeRefs:
+        """Start `scan_range` on id range `scan` for a wave of `shards` shards (`wave`: the shard list or
+        its object ref) and `raters` raters; `lookups`: the refs of `read_lookups`."""
+        refs = scan_range.options(num_returns=shards + raters + 1).remote(job, scan, wave, raters, *lookups)
+        return cls(tuple(refs[:shards]), tuple(refs[shards:-1]), refs[-1])

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster.errors import ScanPlanError
-from cluster.pipeline import _check_scan, choose_read
+from cluster.plan import check_scan as _check_scan, choose_read
 from cluster.schema import AP_OFFSET, RELAX_OFFSET
 from cluster.shards import (
     ScanRange, Shard, check_scan_plan, plan_scan, plan_shards, plan_waves, rows_in_shards, shard_positions,

@@ -1,0 +1,372 @@
+"""Stage 3 of a run, execute: scan, rate, evaluate and write, on Ray.
+
+Data flows one way: read (a table scan in id ranges handing rows to the shards, or each shard task
+reading its users through the userid index) -> rate (rater actors, once per unique SR key) -> evaluate
+(polars, in the shard task) -> write (the driver, in ledgered batches, or a dry run's file). Shards go in
+waves, so that only one wave's scanned rows wait in the object store: a wave's ranges are read and its
+keys queued at the raters, the raters rate them map by map, then the wave's shard tasks evaluate and
+their grants are written as they arrive.
+
+Every write batch is ledgered with its progress counts in one transaction (cluster.ledger), so a run
+killed at any point is resumed exactly. A shard whose reads deliver fewer rows of a table than its
+users held when the run planned is failed unwritten (ScanShort): no table is passed over silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import ray
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from cluster import ledger
+from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
+from cluster.errors import ClusterError, ScanShort
+from cluster.pauses import pause_point
+from cluster.plan import RunPlan
+from cluster.shards import Shard, plan_waves
+from cluster.workers import (
+    RaterActor, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
+)
+from conditions.catalogue import FAMILIES
+from conditions.evaluate import GRANT_SCHEMA
+
+GRANT_ARROW_SCHEMA = pa.schema([(name, pa.int64()) for name in GRANT_SCHEMA])
+SCANNED_ROW_BYTES = 250  # object-store bytes of one scanned row (SCORE_ARROW_SCHEMA), for sizing waves
+OUT_ORDER = ("user_id", "mode", "achievement_id")
+"""The row order of a dry run's grants file, whatever order the shards finish in."""
+RAY_ERRORS = (ray.exceptions.RayError, ClusterError, sa.exc.SQLAlchemyError)
+"""What a scan or shard task may fail with: the task's shards are then failed (a resume retries them)."""
+
+
+@dataclass(slots=True)
+class Tally:
+    """What the execute stage adds up for the summary (cluster.finish).
+
+    workers / scan_ranges / waves: raters started, id ranges scanned, waves run. rows_read: per table.
+    eligible, ineligible (by reason), without_sr, already_held: the shards' evaluation counts.
+    already_present: grants INSERT IGNORE skipped (the row appeared since evaluation).
+    by_family / by_full_mode: score grants. stage: summed task seconds per stage. skipped / samples:
+    scores skipped for bad data, by reason, and the SKIP_SAMPLES_PER_REASON smallest score ids of each.
+    candidates: stats-only candidates; fallback_granted: those granted (--stats-fallback now).
+    failed_shards: {shard, error} (masked). max_rss: the tasks' peak RSS (MB). walls: the driver's phase
+    seconds (ray_start, scan_wall, rate_wall, evaluate_wall, shards, write). rater_stats: each rater's
+    `RaterActor.stats()`.
+    """
+
+    workers: int = 0
+    scan_ranges: int = 0
+    waves: int = 0
+    rows_read: Counter = field(default_factory=Counter)
+    eligible: int = 0
+    ineligible: Counter = field(default_factory=Counter)
+    without_sr: int = 0
+    already_held: int = 0
+    already_present: int = 0
+    by_family: Counter = field(default_factory=lambda: Counter({family: 0 for family in FAMILIES}))
+    by_full_mode: Counter = field(default_factory=Counter)
+    stage: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    samples: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
+    fallback_granted: int = 0
+    failed_shards: list = field(default_factory=list)
+    max_rss: float = 0.0
+    walls: Counter = field(default_factory=Counter)
+    rater_stats: list = field(default_factory=list)
+
+    def add(self, outcome: ShardOutcome) -> None:
+        """Add one evaluated shard's counts (its grants are written separately)."""
+        self.rows_read.update(outcome.rows_read)
+        self.eligible += outcome.eligible
+        self.ineligible.update(outcome.ineligible)
+        self.without_sr += outcome.without_sr
+        self.already_held += outcome.already_held
+        self.by_family.update(outcome.by_family)
+        self.by_full_mode.update(outcome.by_full_mode)
+        self.stage.update(outcome.seconds)
+        self.skipped.update(outcome.skipped)
+        self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+        for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
+            kept = self.samples.setdefault(row["reason"], [])
+            kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
+                         "user_id": row["user_id"], "beatmap_md5": row["beatmap_md5"]})
+            # the smallest score ids (unique across the tables), whatever order the shards finish in
+            kept.sort(key=lambda sample: sample["score_id"])
+            del kept[SKIP_SAMPLES_PER_REASON:]
+
+
+def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
+    """Run the pending shards of `plan` on Ray (a local instance, or `config.ray_address`) and write their
+    grants as they arrive. Returns the tally. Raises DatabaseUnavailable when a write keeps failing (the
+    run can be resumed); a shard whose task fails is counted in `failed_shards`, and the run goes on."""
+    tally = Tally()
+    if not plan.pending:
+        return tally
+    config = ctx.config
+    phase = time.perf_counter()
+    started_ray = _start_ray(config)
+    tally.walls["ray_start"] = time.perf_counter() - phase
+    tally.workers = max(1, min(config.workers, int(ray.cluster_resources().get("CPU", 1))))
+    settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
+    raters = [RaterActor.remote(settings, index, tally.workers) for index in range(tally.workers)]
+    sink = _FileSink(config.out) if config.out is not None else None
+    try:
+        waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
+        tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
+        with tqdm(total=len(plan.pending), unit="shard", disable=not config.progress, desc="shards") as bar:
+            execution = _Execution(ctx, plan, raters, sink, bar, tally)
+            for wave in waves:
+                execution.run_wave(wave)
+            tally.rater_stats = execution.finish_raters()
+    finally:
+        if sink is not None:
+            sink.close()
+        for rater in raters:
+            ray.kill(rater)
+        if started_ray:
+            ray.shutdown()
+    tally.walls["shards"] = time.perf_counter() - phase - tally.walls["write"] - tally.walls["ray_start"]
+    return tally
+
+
+def _start_ray(config: BackfillConfig) -> bool:
+    """Connect to Ray (the given address, a running instance, or a new local one). True if started here."""
+    if ray.is_initialized():
+        return False
+    if config.ray_address:
+        ray.init(address=config.ray_address, log_to_driver=False)
+    else:
+        # a new local instance, even when another cluster runs on this machine (use --ray-address for one)
+        ray.init(address="local", num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def _wave_rows(config: BackfillConfig) -> int:
+    """Rows per wave: `config.wave_rows`, else what a third of the cluster's object store holds."""
+    if config.wave_rows:
+        return config.wave_rows
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    return max(1_000_000, int(store / 3 / SCANNED_ROW_BYTES))
+
+
+class _FileSink:
+    """Collects grants as shards finish (spooled to a Parquet file beside `path`) and, on `close`,
+    writes them to `path` (Parquet or CSV, by extension; GRANT_ARROW_SCHEMA columns) sorted by
+    OUT_ORDER, so that the same run gives the same bytes with any number of workers."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.spool = path.with_name(f".{path.name}.unsorted.parquet")
+        self.writer = pq.ParquetWriter(self.spool, GRANT_ARROW_SCHEMA)
+
+    def write(self, grants: pa.Table) -> None:
+        self.writer.write_table(grants.select(GRANT_ARROW_SCHEMA.names).cast(GRANT_ARROW_SCHEMA))
+
+    def close(self) -> None:
+        self.writer.close()
+        ordered = pl.read_parquet(self.spool).sort(list(OUT_ORDER)).to_arrow().cast(GRANT_ARROW_SCHEMA)
+        if self.path.suffix == ".parquet":
+            pq.write_table(ordered, self.path)
+        else:
+            pacsv.write_csv(ordered, self.path)
+        self.spool.unlink()
+
+
+class _Execution:
+    """The driver's side of the execute stage: scans a wave's id ranges (scan reads), waits for the
+    raters, runs the wave's shard tasks with at most `in_flight` at once, and writes (or files) their
+    grants as they arrive, adding up `tally`."""
+
+    def __init__(self, ctx: RunContext, plan: RunPlan, raters: list, sink: _FileSink | None, bar: tqdm,
+                 tally: Tally) -> None:
+        self.ctx, self.plan, self.raters, self.sink, self.bar, self.tally = ctx, plan, raters, sink, bar, tally
+        config = ctx.config
+        self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
+                            ctx.read_stats, config.retry, config.samples_per_reason, config.engine)
+        self.in_flight = config.max_in_flight or 2 * len(raters)
+        self.expected = plan.expected_rows()
+        self.rater_calls: list = []
+        self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+
+    def run_wave(self, wave: list[Shard]) -> None:
+        """Scan (when the plan scans), rate and evaluate one wave; its grants are written as they arrive."""
+        parts = self.scan(wave) if self.plan.ranges else [[] for _ in wave]
+        if parts is None:
+            return  # the wave's shards are marked failed; a resume reads them again
+        self.wait_for_raters()
+        self.evaluate(wave, parts)
+
+    def scan(self, wave: list[Shard]) -> list[list] | None:
+        """Read every range for the wave's shards: per shard, the object refs of its rows. The ranges'
+        SR keys are queued at the raters as each range is read, and rated once the wave is read (a
+        map's keys from all ranges together: `RaterActor.queue`, `rate_queued`). None if a range
+        cannot be read (the wave's shards are then marked failed)."""
+        started = time.perf_counter()
+        parts: list[list] = [[] for _ in wave]
+        queue, running = list(self.plan.ranges), {}
+        if self.lookups is None:
+            self.lookups = read_lookups.remote(self.job)
+        wave_ref = ray.put(wave)  # once, not once per range (a scoped wave lists its users)
+        while queue or running:
+            while queue and len(running) < self.in_flight:
+                refs = ScanRangeRefs.launch(self.job, queue.pop(0), wave_ref, len(wave), len(self.raters), self.lookups)
+                running[refs.outcome] = refs
+            done, _ = ray.wait(list(running), num_returns=1)
+            refs = running.pop(done[0])
+            try:
+                outcome: ScanOutcome = ray.get(refs.outcome)
+            except RAY_ERRORS as exc:
+                for ref in running:
+                    ray.cancel(ref)
+                for shard in wave:
+                    self.fail(shard, exc)
+                self.tally.walls["scan_wall"] += time.perf_counter() - started
+                return None
+            self.tally.stage.update(outcome.seconds)
+            self.tally.max_rss = max(self.tally.max_rss, outcome.max_rss_mb)
+            self.ctx.db.log.merge(outcome.retries)
+            for position, rows in enumerate(refs.shard_rows):
+                parts[position].append(rows)
+            self.rater_calls += [rater.queue.remote(keys) for rater, keys in zip(self.raters, refs.rater_keys)]
+        self.rater_calls += [rater.rate_queued.remote() for rater in self.raters]
+        self.tally.walls["scan_wall"] += time.perf_counter() - started
+        return parts
+
+    def wait_for_raters(self) -> None:
+        """Wait until the raters have rated the keys queued so far (a wave's keys, rated before its shards
+        are evaluated: the phases are timed apart, and evaluation does not compete with rating)."""
+        started = time.perf_counter()
+        ray.get(self.rater_calls)
+        self.rater_calls = []
+        self.tally.walls["rate_wall"] += time.perf_counter() - started
+
+    def evaluate(self, wave: list[Shard], parts: list[list]) -> None:
+        """Run the wave's shard tasks (on `parts` when scanned) and write their grants as they finish."""
+        started, writes_before = time.perf_counter(), self.tally.walls["write"]
+        queue = list(zip(wave, parts))
+        running: dict = {}
+        while queue or running:
+            while queue and len(running) < self.in_flight:
+                shard, shard_parts = queue.pop(0)
+                self.track(shard, status="running", stage="evaluating", started_at=ledger.now(), clear_error=True,
+                           attempt=True)
+                running[process_shard.remote(self.job, shard, self.raters, *shard_parts)] = shard
+            done, _ = ray.wait(list(running), num_returns=1)
+            shard = running.pop(done[0])
+            try:
+                outcome: ShardOutcome = ray.get(done[0])
+            except RAY_ERRORS as exc:
+                self.fail(shard, exc)
+                continue
+            short = self.short_read(shard, outcome)
+            if short is not None:
+                self.fail(shard, short)
+                continue
+            self.write(shard, outcome)
+            self.bar.update(1)
+        self.tally.walls["evaluate_wall"] += time.perf_counter() - started - (self.tally.walls["write"] - writes_before)
+
+    def short_read(self, shard: Shard, outcome: ShardOutcome) -> ScanShort | None:
+        """A ScanShort when the shard's reads delivered fewer rows of a table than its users held when the
+        run planned (the shard is then failed unwritten, and a resume reads it again); else None."""
+        for name, expected in self.expected.get(shard.index, {}).items():
+            read = outcome.rows_read.get(name, 0)
+            if read < expected:
+                return ScanShort(name, expected, read, shard.index)
+        return None
+
+    def write(self, shard: Shard, outcome: ShardOutcome) -> None:
+        """Write one evaluated shard: its grants (and, with --stats-fallback now, its stats-only grants)
+        into users_achievements with their ledger rows and progress counts (an applied run), and/or to the
+        dry run's file; then mark the shard done. Raises DatabaseUnavailable when a batch keeps failing."""
+        ctx, tally = self.ctx, self.tally
+        tally.add(outcome)
+        ctx.db.log.merge(outcome.retries)
+        fallback = _stats_only_grants(outcome, ctx.as_of, tally.candidates)
+        started = time.perf_counter()
+        rows = outcome.grants.to_pylist()
+        if ctx.config.stats_fallback:
+            rows += fallback
+            tally.fallback_granted += len(fallback)
+        if rows and self.sink is not None:
+            self.sink.write(pa.Table.from_pylist(rows, schema=GRANT_ARROW_SCHEMA))
+        if ctx.apply:
+            self.track(shard, stage="writing", rows_read=sum(outcome.rows_read.values()),
+                       eligible=outcome.eligible, grants=len(rows), skipped=sum(outcome.skipped.values()),
+                       db_retries=sum(outcome.retries.counts.values()))
+            database = ctx.db
+            result = ledger.write_ledgered(
+                database.engine, ctx.run_id, rows, source="score", shard=shard.index,
+                batch_rows=ctx.config.write_batch_rows, retry=database.policy, log=database.log, url=database.url,
+            )
+            tally.already_present += result.present
+            self.track(shard, status="done", stage="written", finished_at=ledger.now())
+            pause_point("shard")
+        tally.walls["write"] += time.perf_counter() - started
+
+    def fail(self, shard: Shard, exc: BaseException) -> None:
+        """Count a shard whose task failed (or whose reads came short): nothing of it is written; an applied
+        run marks it failed, and a resume evaluates it again."""
+        message = self.ctx.db.mask(f"{type(exc).__name__}: {exc}")[-2000:]
+        self.tally.failed_shards.append({"shard": shard.index, "error": message[-500:]})
+        self.track(shard, status="failed", error=message)
+        self.bar.update(1)
+
+    def track(
+        self,
+        shard: Shard,
+        *,
+        status: str | None = None,
+        stage: str | None = None,
+        error: str | None = None,
+        clear_error: bool = False,
+        started_at: int | None = None,
+        finished_at: int | None = None,
+        rows_read: int | None = None,
+        eligible: int | None = None,
+        grants: int | None = None,
+        skipped: int | None = None,
+        db_retries: int | None = None,
+        attempt: bool = False,
+    ) -> None:
+        """Record a shard's progress (an applied run; cluster.ledger.update_shard), retried like every
+        database operation."""
+        if not self.ctx.apply:
+            return
+        database = self.ctx.db
+        update = ledger.ShardUpdate(status=status, stage=stage, error=error, clear_error=clear_error,
+                                        started_at=started_at, finished_at=finished_at, rows_read=rows_read,
+                                        eligible=eligible, grants=grants, skipped=skipped, db_retries=db_retries)
+        database.retrying(f"update progress of shard {shard.index}",
+                          lambda: ledger.update_shard(database.engine, self.ctx.run_id, shard.index, update,
+                                                      attempt=attempt))
+
+    def finish_raters(self) -> list[dict]:
+        """Wait for the raters' last calls, add their new ratings to the SR cache, return their stats."""
+        ray.get(self.rater_calls)
+        ray.get([rater.flush.remote() for rater in self.raters])
+        return ray.get([rater.stats.remote() for rater in self.raters])
+
+
+def _stats_only_grants(outcome: ShardOutcome, as_of: int, candidates: list[dict]) -> list[dict]:
+    """Collect a shard's stats-only candidates; return them as grants dated `as_of` (the run's time)."""
+    if outcome.stats_only is None or outcome.stats_only.num_rows == 0:
+        return []
+    rows = outcome.stats_only.to_pylist()
+    candidates.extend(rows)
+    return [
+        {"user_id": r["user_id"], "achievement_id": r["achievement_id"], "mode": r["mode"], "created_at": as_of,
+         "score_id": None, "sr": None, "playcount": r["playcount"], "total_hits": r["total_hits"],
+         "source": "stats_now"}
+        for r in rows
+    ]
