@@ -11,12 +11,15 @@ now hold, so the final rows and ledger are those of an uninterrupted run. A dry 
 the database (not even the srb_ tables).
 
 Before any shard starts, a run checks its configuration, and, when the database has
-`less_achievements`, that every achievement it may grant is there under the catalogue's `file`.
+`less_achievements`, matches the catalogue to it as the live server does (`check_catalogue`): an
+achievement is granted only under its id with the catalogue's `file`; ids the table lacks are left out
+with one warning line (an error when --achievements asked for them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -38,7 +41,7 @@ from cluster.shards import ScanRange, Shard, plan_scan, plan_shards, plan_waves
 from cluster.workers import (
     RaterActor, RaterSettings, ScanOutcome, ShardJob, ShardOutcome, peak_rss_mb, process_shard, read_lookups, scan_range,
 )
-from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
+from conditions.catalogue import FAMILIES, Catalogue, format_id_ranges, load_catalogue, never_granted
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
 from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.errors import REASONS
@@ -55,6 +58,8 @@ SCANNED_ROW_BYTES = 250  # object-store bytes of one scanned row (SCORE_ARROW_SC
 PLAN_SETTINGS = (
     "osu_location", "shard_rows", "engine", "tables", "achievement_ids", "scope", "since", "until", "stats_fallback"
 )
+# One line when less_achievements lacks catalogue ids (printed on stderr when logging is not configured).
+log_catalogue = logging.getLogger("sr_backfill.catalogue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,9 @@ class BackfillConfig:
     max_in_flight: shard (and scan) tasks running at once (default: twice the workers); progress: a tqdm bar.
     run_id:        the run's id (1-60 of [A-Za-z0-9._-]); None: a fresh one (cluster.ledger.new_run_id).
     resume:        continue the stored run `run_id` with its stored plan and settings.
-    scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant.
+    scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant
+                   (achievement_ids None: the whole catalogue, less the ids less_achievements lacks;
+                   a tuple: exactly these, each required in less_achievements).
     since / until: only scores with since <= time < until (unix seconds) may grant; all rows still
                    count in the running play-count and hit totals.
     stats_fallback: grant play-count/hit achievements that only the current user_stats totals reach,
@@ -143,6 +150,10 @@ class RunSummary:
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
     total_hits); not part of `to_dict`.
+    left_out: achievement ids of the catalogue this database's less_achievements lacks (not evaluated).
+    not_granted: every live achievement a run never grants: [{achievement_id, file, reason,
+    would_grant}], would_grant the (user, full mode) pairs it would have been granted to in this
+    session, for those the stored plays decide and the run evaluated (120), else None.
     """
 
     database: str
@@ -180,6 +191,8 @@ class RunSummary:
     database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
     out: str | None = None
     seconds: dict = field(default_factory=dict)
+    left_out: list = field(default_factory=list)
+    not_granted: list = field(default_factory=list)
     stats_only_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -206,7 +219,7 @@ class _FileSink:
 
 
 def selected_catalogue(achievement_ids: tuple[int, ...] | None) -> Catalogue:
-    """The catalogue a run evaluates (all 96 when `achievement_ids` is None). Raises ConfigError for
+    """The catalogue a run evaluates (all of it when `achievement_ids` is None). Raises ConfigError for
     unknown ids and ConditionError for a condition that does not compile."""
     catalogue = load_catalogue()
     if not achievement_ids:
@@ -257,21 +270,28 @@ def check_config(config: BackfillConfig, engine: sa.Engine) -> set[str]:
     return present
 
 
-def check_catalogue(engine: sa.Engine, catalogue: Catalogue) -> None:
-    """Check that less_achievements holds every achievement of `catalogue` with the same `file`.
+def check_catalogue(engine: sa.Engine, catalogue: Catalogue, strict: bool = False) -> tuple[Catalogue, tuple[int, ...]]:
+    """Match `catalogue` to less_achievements by id and `file`, as the live server matches its functions
+    to rows (score-service app/state/cache.py: a function is granted only under the row whose `file`
+    is its registered name). Call only when the table exists.
 
-    The live server matches conditions to less_achievements rows by `file` (DOMAIN.md §2), so a grant
-    under an id whose row names another file would show the wrong medal. Call only when the table
-    exists. Raises CatalogueMismatch listing the missing and the differing ids.
+    Returns (the part of `catalogue` the table holds, the ids it lacks, ascending). Raises
+    CatalogueMismatch when a grantable achievement's row names another `file` (a grant would show
+    another medal), and, when `strict` (the run asked for these ids with --achievements, or resumes),
+    when the table lacks any of them. An achievement the live server never grants (120) is kept for
+    the report whatever its row's `file`.
     """
     ids = [a.id for a in catalogue]
     query = sa.select(less_achievements.c.id, less_achievements.c.file).where(less_achievements.c.id.in_(ids))
     with engine.connect() as conn:
         files = {int(i): f for i, f in conn.execute(query)}
     missing = tuple(i for i in ids if i not in files)
-    differing = {a.id: (a.file, files[a.id]) for a in catalogue if a.id in files and files[a.id] != a.file}
-    if missing or differing:
-        raise CatalogueMismatch(missing, differing)
+    differing = {
+        a.id: (a.file, files[a.id]) for a in catalogue if a.grantable and a.id in files and files[a.id] != a.file
+    }
+    if differing or (strict and missing):
+        raise CatalogueMismatch(missing if strict else (), differing)
+    return (catalogue.select(i for i in ids if i in files) if missing else catalogue), missing
 
 
 def _start_ray(config: BackfillConfig) -> bool:
@@ -394,10 +414,16 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
         config = replace(_resumed_config(config, record), apply=True)
     present = check_config(config, engine)
     catalogue = selected_catalogue(config.achievement_ids)
-    if "less_achievements" in present:
-        check_catalogue(engine, catalogue)
     if record is not None and record.config.get("catalogue_version") != catalogue.version:
         raise RunStateError(record.run_id, "the achievement catalogue changed since the run started")
+    left_out: tuple[int, ...] = ()
+    if "less_achievements" in present:
+        strict = config.achievement_ids is not None or config.resume  # a resume keeps the ids it started with
+        catalogue, left_out = check_catalogue(engine, catalogue, strict=strict)
+    if left_out:
+        log_catalogue.warning("less_achievements lacks achievement ids %s (an older database?): left out of this run; "
+                              "name them with --achievements to make this an error", format_id_ranges(left_out))
+        config = replace(config, achievement_ids=tuple(a.id for a in catalogue))
     run_id = ledger.check_run_id(config.run_id) if config.run_id else ledger.new_run_id()
     if config.apply and not config.resume and ledger.load_run(engine, run_id) is not None:
         raise RunStateError(run_id, "this run id is taken (resume it with --resume, or pick another)")
@@ -408,6 +434,7 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
                          resumed=config.resume)
     summary.stats_fallback = {"mode": "now" if config.stats_fallback else "report", "checked": read_stats,
                               "candidates": 0, "users": 0, "by_achievement": {}, "granted": 0}
+    summary.left_out = list(left_out)
     phase = time.perf_counter()
     if config.apply:
         ledger.ensure_tables(engine)
@@ -491,6 +518,7 @@ class _Tally:
 
     by_family: Counter = field(default_factory=lambda: Counter({family: 0 for family in FAMILIES}))
     by_full_mode: Counter = field(default_factory=Counter)
+    would_grant: Counter = field(default_factory=Counter)
     stage: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     samples: dict = field(default_factory=dict)
@@ -690,6 +718,12 @@ def _process(
         "by_family": {family: tally.by_family[family] for family in FAMILIES},
         "by_full_mode": {str(mode): tally.by_full_mode[mode] for mode in sorted(tally.by_full_mode)},
     }
+    evaluated = set(selected_catalogue(config.achievement_ids).by_id)
+    summary.not_granted = [
+        {"achievement_id": item.id, "file": item.file, "reason": item.detail,
+         "would_grant": tally.would_grant[item.id] if item.id in evaluated else None}
+        for item in never_granted()
+    ]
     summary.skipped = {reason: tally.skipped[reason] for reason in sorted(tally.skipped)}
     summary.skip_samples = [row for reason in sorted(tally.samples) for row in tally.samples[reason]]
     _summarize_stats_only(summary, tally.candidates)
@@ -711,6 +745,7 @@ def _add_outcome(summary: RunSummary, outcome: ShardOutcome, tally: _Tally) -> N
     summary.already_held += outcome.already_held
     tally.by_family.update(outcome.by_family)
     tally.by_full_mode.update(outcome.by_full_mode)
+    tally.would_grant.update(outcome.would_grant)
     tally.stage.update(outcome.seconds)
     tally.skipped.update(outcome.skipped)
     tally.max_rss = max(tally.max_rss, outcome.max_rss_mb)
