@@ -51,7 +51,9 @@ class BackfillConfig:
     max_in_flight: shard (and scan) tasks running at once (default: twice the workers); progress: a tqdm bar.
     run_id:        the run's id (1-60 of [A-Za-z0-9._-]); None: a fresh one (cluster.ledger.new_run_id).
     resume:        continue the stored run `run_id` with its stored plan and settings.
-    scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant.
+    scope:         which users (cluster.scope.Scope); tables / achievement_ids: what to read and grant
+                   (achievement_ids None: the whole catalogue, less the ids less_achievements lacks;
+                   a tuple: exactly these, each required in less_achievements).
     since / until: only scores with since <= time < until (unix seconds) may grant; all rows still
                    count in the running play-count and hit totals.
     stats_fallback: grant play-count/hit achievements that only the current user_stats totals reach,
@@ -109,6 +111,7 @@ class RunContext:
     catalogue:  the achievements the run evaluates (conditions.catalogue.Catalogue).
     record:     the stored run being resumed (cluster.ledger.RunRecord), else None.
     tables:     the database's table names; read_stats: whether shards read user_stats.
+    left_out:   catalogue ids this database's less_achievements lacks, left out of the run (cluster.prepare).
     started:    time.perf_counter() when the run started (for the summary's seconds).
     """
 
@@ -120,6 +123,7 @@ class RunContext:
     record: ledger.RunRecord | None = None
     tables: frozenset[str] = frozenset()
     read_stats: bool = False
+    left_out: tuple[int, ...] = ()
     started: float = field(default_factory=time.perf_counter)
 
     @property

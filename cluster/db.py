@@ -43,10 +43,10 @@ HIT_COLUMNS = ("300_count", "100_count", "50_count", "katus_count", "gekis_count
 SCORE_ARROW_SCHEMA = pa.schema(
     [("source", pa.string()), ("id", pa.int64()), ("userid", pa.int64()), ("beatmap_md5", pa.string())]
     + [(name, pa.int64()) for name in ("mods", "max_combo", "full_combo", *HIT_COLUMNS, "time", "play_mode")]
-    + [(name, pa.int64()) for name in ("completed", "beatmap_id", "ranked", "privileges")]
+    + [(name, pa.int64()) for name in ("completed", "misses_count", "score", "beatmap_id", "ranked", "privileges")]
 )
 # What a table scan reads (the score table's own columns; cluster.db.join_lookups adds the rest).
-SCAN_ARROW_SCHEMA = pa.schema(list(SCORE_ARROW_SCHEMA)[:15])
+SCAN_ARROW_SCHEMA = pa.schema(list(SCORE_ARROW_SCHEMA)[:17])
 BEATMAP_LOOKUP_SCHEMA = pa.schema([("beatmap_md5", pa.string()), ("beatmap_id", pa.int64()), ("ranked", pa.int64())])
 USER_LOOKUP_SCHEMA = pa.schema([("id", pa.int64()), ("privileges", pa.int64())])
 HELD_ARROW_SCHEMA = pa.schema([("user_id", pa.int64()), ("achievement_id", pa.int64()), ("mode", pa.int64())])
@@ -289,6 +289,8 @@ def _score_columns(table: sa.Table) -> list:
         table.c.time,
         table.c.play_mode,
         table.c.completed,
+        table.c.misses_count,  # misses and score: the live accuracy, stumbler and jackpot (conditions.rules)
+        table.c.score,
     ]
 
 

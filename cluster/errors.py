@@ -1,6 +1,6 @@
 # ClusterError                     a run, rollback, verify or consolidation cannot go on
 #   ConfigError                    the run cannot start: raised before any shard starts or any row is written
-#     CatalogueMismatch            less_achievements lacks a catalogue id or names it with another `file`
+#     CatalogueMismatch            less_achievements names a catalogue id with another `file`, or lacks one asked for
 #     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
 #     ScanPlanError                the scan plan would read a non-empty score table as empty or short
 #   ScanShort                      a shard read fewer rows of a table than its users held: nothing of it written
@@ -25,10 +25,12 @@ class ConfigError(ClusterError):
 
 
 class CatalogueMismatch(ConfigError):
-    """`less_achievements` does not hold a catalogue achievement the run may grant, or holds it under
-    another `file` (the live server matches conditions to rows by `file`).
+    """`less_achievements` holds a catalogue achievement the run may grant under another `file` (the
+    live server matches its functions to rows by `file`), or lacks one the run asked for by
+    `--achievements` (a run over the whole catalogue leaves such ids out instead).
 
-    `missing` are the ids absent from the table; `differing` maps id -> (catalogue file, table file).
+    `missing` are the asked-for ids absent from the table; `differing` maps id -> (catalogue file,
+    table file).
     """
 
     def __init__(self, missing: tuple[int, ...], differing: dict[int, tuple[str, str]]) -> None:

@@ -54,7 +54,8 @@ class Tally:
     workers / scan_ranges / waves: raters started, id ranges scanned, waves run. rows_read: per table.
     eligible, ineligible (by reason), without_sr, already_held: the shards' evaluation counts.
     already_present: grants INSERT IGNORE skipped (the row appeared since evaluation).
-    by_family / by_full_mode: score grants. stage: summed task seconds per stage. skipped / samples:
+    by_family / by_full_mode: score grants; would_grant: by id, what achievements the live server never
+    grants (120) would grant. stage: summed task seconds per stage. skipped / samples:
     scores skipped for bad data, by reason, and the SKIP_SAMPLES_PER_REASON smallest score ids of each.
     candidates: stats-only candidates; fallback_granted: those granted (--stats-fallback now).
     failed_shards: {shard, error} (masked). max_rss: the tasks' peak RSS (MB). walls: the driver's phase
@@ -73,6 +74,7 @@ class Tally:
     already_present: int = 0
     by_family: Counter = field(default_factory=lambda: Counter({family: 0 for family in FAMILIES}))
     by_full_mode: Counter = field(default_factory=Counter)
+    would_grant: Counter = field(default_factory=Counter)
     stage: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     samples: dict = field(default_factory=dict)
@@ -92,6 +94,7 @@ class Tally:
         self.already_held += outcome.already_held
         self.by_family.update(outcome.by_family)
         self.by_full_mode.update(outcome.by_full_mode)
+        self.would_grant.update(outcome.would_grant)
         self.stage.update(outcome.seconds)
         self.skipped.update(outcome.skipped)
         self.max_rss = max(self.max_rss, outcome.max_rss_mb)

@@ -14,7 +14,7 @@ from cluster.execute import Tally
 from cluster.plan import RunPlan
 from cluster.schema import SCORE_TABLES
 from cluster.workers import peak_rss_mb
-from conditions.catalogue import FAMILIES
+from conditions.catalogue import FAMILIES, never_granted
 from conditions.evaluate import INELIGIBLE_REASONS
 from sr.errors import REASONS
 
@@ -42,6 +42,10 @@ class RunSummary:
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
     total_hits); not part of `to_dict`.
+    left_out: achievement ids of the catalogue this database's less_achievements lacks (not evaluated).
+    not_granted: every live achievement a run never grants: [{achievement_id, file, reason,
+    would_grant}], would_grant the (user, full mode) pairs it would have been granted to in this
+    session, for those the stored plays decide and the run evaluated (120), else None.
     """
 
     database: str
@@ -80,6 +84,8 @@ class RunSummary:
     database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
     out: str | None = None
     seconds: dict = field(default_factory=dict)
+    left_out: list = field(default_factory=list)
+    not_granted: list = field(default_factory=list)
     stats_only_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -101,6 +107,13 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
     _add_raters(summary, tally.rater_stats, tally.max_rss)
     _add_stats_only(summary, ctx, tally)
     summary.out = str(config.out) if config.out is not None else None
+    summary.left_out = list(ctx.left_out)
+    evaluated = set(ctx.catalogue.by_id)
+    summary.not_granted = [
+        {"achievement_id": item.id, "file": item.file, "reason": item.detail,
+         "would_grant": tally.would_grant[item.id] if item.id in evaluated else None}
+        for item in never_granted()
+    ]
     if ctx.apply:
         totals = database.retrying("read ledger totals", lambda: ledger.ledger_totals(database.engine, ctx.run_id))
         summary.grants_written = sum(totals["insert"].values())

@@ -2,7 +2,7 @@
 
     open_run     cluster.context   check the settings, resolve a resume -> RunContext
     plan_run     cluster.plan      scope to shards, rows in scope, how rows are read -> RunPlan
-    prepare_run  cluster.prepare   catalogue check; an applied run's record, plan and lock
+    prepare_run  cluster.prepare   catalogue matched to the database; an applied run's record, plan, lock
     execute_run  cluster.execute   scan, rate, evaluate, write (on Ray) -> Tally
     finish_run   cluster.finish    the summary, stored in the run record -> RunSummary
 
@@ -40,7 +40,7 @@ def run_backfill(config: BackfillConfig) -> RunSummary:
     try:
         ctx = open_run(config, database)
         plan = plan_run(ctx)
-        with prepare_run(ctx, plan):
+        with prepare_run(ctx, plan) as ctx:
             tally = execute_run(ctx, plan)
             return finish_run(ctx, plan, tally)
     finally:

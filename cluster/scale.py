@@ -25,7 +25,7 @@
   made-up score and pp; unix times; Zipf-like map popularity (`MAP_ZIPF`, `MAP_RANK_OFFSET`); `UNKNOWN_MAP_SHARE` of
   plays on md5s no beatmaps row holds (updated or deleted maps). Ids grow with time in every table.
 - `user_stats` (per user and full mode: stored plays and hits, plus later plays for active users)
-  and `less_achievements` (the catalogue's 96 rows, if the table is empty), so that `sr-backfill run`
+  and `less_achievements` (today's 128 live rows, if the table is empty), so that `sr-backfill run`
   works on the result.
 
 Streaming: users are generated in blocks holding about `chunk_rows` scores (a user's plays all in one
@@ -69,7 +69,7 @@ from cluster.synth import (
     LAST_SCORE_TIME,
     REFERENCE_TIME,
 )
-from conditions.catalogue import load_catalogue
+from conditions.catalogue import live_rows
 from sr.derive import Derivation, OsuTemplate, map_attributes
 from sr.engines import engine_named
 from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
@@ -1181,11 +1181,7 @@ def build_scaled_database(
             for start in range(0, stats_table.num_rows, chunk_rows):
                 loader.load("user_stats", stats_table.slice(start, chunk_rows))
             if less_empty:
-                catalogue_rows = [
-                    {"id": a.id, "file": a.file, "name": a.name, "desc": a.desc, "hidden": 0,
-                     "mode": {"osu": 0, "taiko": 1, "fruits": 2, "mania": 3}.get(a.file.split("-", 1)[0])}
-                    for a in load_catalogue()
-                ]
+                catalogue_rows = [{**row, "hidden": int(row["hidden"])} for row in live_rows()]
                 loader.load("less_achievements", pa.Table.from_pylist(catalogue_rows))
         seconds["load"] = time.perf_counter() - clock
     finally:

@@ -23,6 +23,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from conditions.catalogue import FAMILIES, never_granted
+
 TIERS = ("active", "recent", "inactive", "all")
 DAY = 86_400
 ACTIVE_DAYS = 30
@@ -104,29 +106,37 @@ ACHIEVEMENT_KINDS = {
     "stat": ("playcount", "hits"),
     "mod": ("mod_intro",),
     "combo": ("combo",),
+    "secret": ("stumbler", "jackpot"),
 }
-"""`--achievements` words and the catalogue families (conditions.catalogue.FAMILIES) they name."""
+"""`--achievements` words and the catalogue families (conditions.catalogue.FAMILIES) they name; each
+family's own name is a word too (e.g. "hits", "jackpot")."""
 
 
 def achievement_ids_for(spec: str, catalogue) -> tuple[int, ...] | None:
-    """The achievement ids named by `spec`: comma-separated words of ACHIEVEMENT_KINDS, "all", and ids.
+    """The achievement ids named by `spec`: comma-separated words (ACHIEVEMENT_KINDS, family names),
+    "all", and ids.
 
-    "all" (alone or among others) gives None, meaning the whole catalogue; otherwise the ids, ascending.
-    `catalogue` is a conditions.catalogue.Catalogue. Raises ValueError for an unknown word or id.
+    "all" (alone or among others) gives None, meaning the whole catalogue; otherwise the ids of
+    grantable achievements, ascending. `catalogue` is a conditions.catalogue.Catalogue. Raises
+    ValueError for an unknown word or id, and for an id the live server never grants (with the reason).
     """
     tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]
     if not tokens:
         raise ValueError("--achievements is empty")
     if "all" in tokens:
         return None
+    kinds = {**ACHIEVEMENT_KINDS, **{family: (family,) for family in FAMILIES}}
+    never = {item.id: item for item in never_granted(catalogue)}
     chosen: set[int] = set()
     for token in tokens:
         if token.isdigit():
+            if int(token) in never:
+                raise ValueError(f"achievement {token} is never granted: {never[int(token)].detail}")
             if int(token) not in catalogue.by_id:
                 raise ValueError(f"unknown achievement id {token}")
             chosen.add(int(token))
-        elif token in ACHIEVEMENT_KINDS:
-            chosen |= {a.id for a in catalogue if a.family in ACHIEVEMENT_KINDS[token]}
+        elif token in kinds:
+            chosen |= {a.id for a in catalogue if a.grantable and a.family in kinds[token]}
         else:
-            raise ValueError(f"unknown --achievements word {token!r}: sr, stat, mod, combo, all or ids")
+            raise ValueError(f"unknown --achievements word {token!r}: {', '.join(kinds)}, all or ids")
     return tuple(sorted(chosen))

@@ -18,9 +18,10 @@ and tens of thousands of scores, reproducibly from `seed` (random.Random; no wal
   (a taiko/catch/mania map under another play_mode); `completed` 0 quit, 1 failed, 2 passed, 3 passed
   and best; `time` in unix seconds between 2012-01-01 and 2022-06-22; unique 32-hex `checksum`s;
 - a few "grinder" users whose stored plays cross the play-count and hit-count thresholds
-  (achievements 73, 77, 80, 83), restricted users (about 5%, privileges 2 or 0), pre-existing
-  `users_achievements` (legacy mode 7 autopilot rows included), `less_achievements` from
-  conditions/achievements.csv, and `user_stats` rows per (user, full mode) at least the stored totals.
+  (achievements 73, 77, 80, 83), a pass scoring 7,777,777 (jackpot, 123), restricted users (about 5%, privileges 2 or 0), pre-existing
+  `users_achievements` (legacy mode 7 autopilot rows included), `less_achievements` as live today
+  (conditions.catalogue.live_rows, ids 1-128), and `user_stats` rows per (user, full mode) at least
+  the stored totals.
 
 Full mode: `scores` row -> play_mode; `scores_relax` row -> play_mode + 4; `scores_ap` row -> 8.
 Activity times after the 2022-06-23 reset (users.latest_activity, users_achievements.created_at) are
@@ -30,15 +31,12 @@ relative to the fixed REFERENCE_TIME (2026-01-16 00:00 UTC), not to the wall clo
 from __future__ import annotations
 
 import calendar
-import csv
 import hashlib
-import io
 import math
 import random
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from importlib import resources
 from itertools import accumulate
 from pathlib import Path
 
@@ -55,6 +53,7 @@ from cluster.schema import (
     users as users_table,
     users_achievements as users_achievements_table,
 )
+from conditions.catalogue import live_rows
 
 # --- fixed points in time (unix seconds, UTC) ---------------------------------------------------------
 FIRST_SCORE_TIME = calendar.timegm((2012, 1, 1, 0, 0, 0))  # 1325376000
@@ -108,7 +107,7 @@ class DemoBuild:
     user_stats                      user_stats rows (every user x full modes 0-6, 8)
     existing_achievements           users_achievements rows written (pre-existing grants)
     legacy_mode7_achievements       of those, rows with the legacy autopilot mode 7
-    less_achievements               less_achievements rows (96)
+    less_achievements               less_achievements rows (128, as live today)
     missing_beatmap_id              beatmaps row whose osu_dir/{id}.osu does not exist
     corrupt_beatmap_id              file without the `osu file format v` header; row md5 = md5(file)
     stale_beatmap_id                file on disk whose md5 differs from the row's beatmap_md5
@@ -828,22 +827,8 @@ def _counted_hits(row: dict) -> int:
 
 
 def _read_achievements() -> list[dict]:
-    """less_achievements rows from conditions/achievements.csv (mode from the `file` family prefix)."""
-    text = resources.files("conditions").joinpath("achievements.csv").read_text(encoding="utf-8")
-    family_mode = {"osu": 0, "taiko": 1, "fruits": 2, "mania": 3}
-    rows = []
-    for record in csv.DictReader(io.StringIO(text)):
-        rows.append(
-            {
-                "id": int(record["id"]),
-                "file": record["file"],
-                "name": record["name"],
-                "desc": record["desc"],
-                "hidden": False,
-                "mode": family_mode.get(record["file"].split("-", 1)[0]),
-            }
-        )
-    return rows
+    """less_achievements rows of today's live database (conditions.catalogue.live_rows: ids 1-128)."""
+    return live_rows()
 
 
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
@@ -913,6 +898,7 @@ def build_demo_database(
         maker = _PlayMaker(beatmap_rows, unknown, rng)
         grinders = _plan_plays(people, maker, beatmap_rows, unknown, rng)
         tables = _draw_rows(people, maker, rng)
+        _plant_jackpot(tables["scores"], people, beatmap_rows)
 
         _mark_best(tables["scores"], by_pp=False)
         _mark_best(tables["scores_relax"], by_pp=True)
@@ -971,6 +957,18 @@ def build_demo_database(
         mania_hits_grinder=grinders["mania"],
         seed=seed,
     )
+
+
+def _plant_jackpot(rows: list[dict], people: list[_User], beatmap_rows: list[_Map]) -> None:
+    """Give the earliest pass of a public user on a real ranked map in `rows` (one table, sorted by
+    time) the score 7,777,777, so that the demo always holds a jackpot (achievement 123). Draws
+    nothing from the random generator: the rest of the data set is unchanged."""
+    public = {u.id for u in people if u.public}
+    ranked = {m.md5 for m in beatmap_rows if m.kind == "real" and m.ranked >= 2}
+    for row in rows:
+        if row["completed"] >= 2 and row["userid"] in public and row["beatmap_md5"] in ranked:
+            row["score"] = 7_777_777
+            return
 
 
 def _plan_plays(

@@ -24,6 +24,7 @@ scores_ap: 8). A legacy mode 7 row counts as mode 8. Percentages are in percent 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 
 import polars as pl
 import pyarrow as pa
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 
 from cluster import db, ledger
 from cluster.schema import SCORE_TABLES, TABLES_BY_NAME, users, users_achievements
-from conditions.catalogue import Catalogue, load_catalogue
+from conditions.catalogue import Catalogue, load_catalogue, never_granted
 from conditions.support import TABLE_OF_MODE, unsupported_grants
 from sr.engines import DEFAULT_ENGINE, engine_named
 from sr.keys import SR_KEY_SCHEMA
@@ -122,7 +123,9 @@ def zero_achievement_users(passers: pl.DataFrame, rows: pl.DataFrame) -> dict[in
 
 def rarity(passers: pl.DataFrame, rows: pl.DataFrame, catalogue: Catalogue) -> list[dict]:
     """Earned percentage of each achievement among users with passed scores, per full mode it can be
-    earned in (MODES_OF_PREFIX); modes without such users are left out."""
+    earned in (MODES_OF_PREFIX); modes without such users are left out. Covers every grantable
+    achievement of `catalogue` and every other id held in `rows` (file and name from
+    conditions.catalogue.never_granted, "?" if unknown), in id order."""
     population = dict(passers.group_by("mode").len().iter_rows())
     holders = (
         _as_mode8(rows).select("user_id", "achievement_id", "mode").unique()
@@ -130,8 +133,12 @@ def rarity(passers: pl.DataFrame, rows: pl.DataFrame, catalogue: Catalogue) -> l
         .group_by(["achievement_id", "mode"]).len()
     )
     held = {(a, m): n for a, m, n in holders.iter_rows()}
+    entries = {a.id: a for a in catalogue.grantable}
+    known = {**{n.id: n for n in never_granted(catalogue)}, **{a.id: a for a in catalogue}}
+    for achievement_id in {a for a, _ in held} - entries.keys():
+        entries[achievement_id] = known.get(achievement_id) or SimpleNamespace(id=achievement_id, file="?", name="?")
     out = []
-    for achievement in catalogue:
+    for achievement in sorted(entries.values(), key=lambda a: a.id):
         for mode in MODES_OF_PREFIX.get(achievement.file.split("-")[0], FULL_MODES):
             if not population.get(mode):
                 continue
@@ -273,7 +280,7 @@ def verify(
     before_counts = dict(before.group_by("achievement_id").len().iter_rows())
     inserted_counts = dict(inserted.group_by("achievement_id").len().iter_rows())
     deleted_counts = dict(deleted.group_by("achievement_id").len().iter_rows())
-    files = {a.id: a.file for a in catalogue}
+    files = {**{n.id: n.file for n in never_granted(catalogue)}, **{a.id: a.file for a in catalogue}}
     report.counts = [
         {"achievement_id": a, "file": files.get(a, "?"), "before": before_counts.get(a, 0),
          "after": after_counts.get(a, 0), "inserted": inserted_counts.get(a, 0), "deleted": deleted_counts.get(a, 0)}

@@ -206,6 +206,8 @@ class ShardOutcome:
     skipped / skip_samples: scores skipped for bad data by reason, and samples (Arrow,
     conditions.evaluate.SKIP_SAMPLE_SCHEMA). stats_only: Arrow, conditions.evaluate.STATS_ONLY_SCHEMA
     (empty unless the job reads stats). retries: database retries the shard's reads needed.
+    would_grant: achievement id -> grants an achievement the live server never grants would make
+    (conditions.evaluate.Evaluation.would_grant); reported, never written.
     """
 
     shard: Shard
@@ -223,6 +225,7 @@ class ShardOutcome:
     stats_only: pa.Table | None = None
     retries: db.RetryLog = field(default_factory=db.RetryLog)
     max_rss_mb: float = 0.0
+    would_grant: Counter = field(default_factory=Counter)
 
 
 @cache
@@ -323,6 +326,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
         stats_only=candidates.to_arrow() if candidates is not None else None,
         retries=retries,
         max_rss_mb=peak_rss_mb(),
+        would_grant=result.would_grant,
     )
 
 

@@ -57,8 +57,10 @@ NAMES: dict[str, Column] = {
     "mode_vn": Column("mode_vn", pl.Int64, INT32_MIN, INT32_MAX),
     "stats.playcount": Column("playcount", pl.Int64, INT32_MIN, INT32_MAX),
     "stats.total_hits": Column("total_hits", pl.Int64, INT32_MIN, INT32_MAX),
+    # the live accuracy in percent (conditions.rules.accuracy_expr); from smallint counts, |acc| < 2**40
+    "score.acc": Column("acc", pl.Float64, -(2.0**40), 2.0**40),
 }
-"""The eight names a condition may use (score-service binds `score`, `mode_vn`, `stats`), by dotted name."""
+"""The nine names a condition may use (score-service binds `score`, `mode_vn`, `stats`), by dotted name."""
 
 SCHEMA: dict[str, type[pl.DataType]] = {c.column: c.dtype for c in NAMES.values()}
 """Column name -> dtype of a frame holding every name, e.g. `pl.DataFrame(rows, schema=SCHEMA)`."""
@@ -92,7 +94,7 @@ class CompiledCondition:
 def compile_condition(text: str, achievement_id: int | None = None) -> CompiledCondition:
     """Compile one condition string (a Python expression) into a `CompiledCondition`.
 
-    The text is parsed as `eval` would (leading spaces and tabs ignored). Supported: the eight names
+    The text is parsed as `eval` would (leading spaces and tabs ignored). Supported: the nine names
     of `NAMES`; int, float and bool constants; `and`, `or` (with Python's value semantics), `not`;
     comparisons `== != < <= > >=`, chained; unary `- + ~`; binary `+ - * & | ^`.
     Raises `UnknownName` for any other name (`score.pp`, `user`, bare `score`) and `UnsupportedSyntax`

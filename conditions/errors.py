@@ -1,9 +1,9 @@
 # ConditionError                 a condition cannot be compiled (raised when the catalogue loads)
-#   UnknownName                  a name other than the eight below
+#   UnknownName                  a name other than the nine below
 #   UnsupportedSyntax            a construct the compiler does not translate (calls, `in`, `is`, subscripts, lambdas, ...)
 #
-# The eight names (conditions.compiler.NAMES): score.sr, score.mods, score.max_combo, score.full_combo,
-# score.passed, mode_vn, stats.playcount, stats.total_hits.
+# The nine names (conditions.compiler.NAMES): score.sr, score.mods, score.max_combo, score.full_combo,
+# score.passed, score.acc, mode_vn, stats.playcount, stats.total_hits.
 """Errors of the conditions layer.
 
 All of them are raised at compile time, which for the catalogue means when it loads, before any
@@ -51,7 +51,7 @@ class ConditionError(Exception):
 
 
 class UnknownName(ConditionError):
-    """The condition uses a dotted name that is not one of the eight in `conditions.compiler.NAMES`.
+    """The condition uses a dotted name that is not one of the nine in `conditions.compiler.NAMES`.
 
     `name` (also `text`) is the name as written, e.g. "score.pp", "stats.rank", "user".
     """

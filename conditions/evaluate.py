@@ -10,7 +10,11 @@ each submitted score (score-service `app/api/score_sub.py`, `app/usecases/score.
   so here they are running totals over all of the user's rows in the full mode, in time order (ties
   by score id): every row adds 1 play, and 300+100+50 (no 50 for catch) plus katus and gekis for
   taiko and mania;
+* `score.acc` is the accuracy the live server computes from the counts at submission
+  (conditions.rules.accuracy_expr), not the stored `accuracy` column;
 * any qualifying score grants, and the grant carries the time of the earliest one (earliest unlock);
+* an achievement the live server never grants (not `grantable`: its registered name is not its row's
+  `file`, e.g. 120) is evaluated the same way but only counted (`Evaluation.would_grant`);
 * an achievement the user already holds in that full mode is not granted again; a legacy mode 7 row
   (autopilot before 2024-04-21) counts as held for mode 8.
 
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from conditions.catalogue import FAMILIES, Catalogue
+from conditions.rules import accuracy_expr
 
 # Columns of a shard as read from the score tables joined to beatmaps and users.
 SCORE_SCHEMA = pl.Schema(
@@ -41,6 +46,8 @@ SCORE_SCHEMA = pl.Schema(
         "50_count": pl.Int64,
         "katus_count": pl.Int64,
         "gekis_count": pl.Int64,
+        "misses_count": pl.Int64,
+        "score": pl.Int64,  # the play's score (points)
         "time": pl.Int64,  # unix seconds
         "play_mode": pl.Int64,
         "completed": pl.Int64,
@@ -119,8 +126,9 @@ def prepare_scores(scores: pl.DataFrame, since: int | None = None, until: int | 
     `scores` has SCORE_SCHEMA (extra columns are kept). Returns it sorted by (userid, full_mode, time,
     id) with: full_mode Int64 (null for a row whose play_mode its table cannot hold), mode_vn Int64,
     playcount Int64, total_hits Int64 (running totals in the full mode, this row included), passed
-    Boolean, ineligible String (null when eligible, else one of INELIGIBLE_REASONS, first match in
-    that order), eligible Boolean, and sr_mods Int64: the mods of the score's SR key, the full mods
+    Boolean, acc Float64 (the live accuracy in percent, conditions.rules.accuracy_expr; null when a
+    count is null), ineligible String (null when eligible, else one of INELIGIBLE_REASONS, first match
+    in that order), eligible Boolean, and sr_mods Int64: the mods of the score's SR key, the full mods
     here; a caller that knows which mods change its engine's rating narrows them (cluster.workers).
 
     `since` / `until` (unix seconds, inclusive / exclusive) restrict which scores may earn a grant:
@@ -135,6 +143,7 @@ def prepare_scores(scores: pl.DataFrame, since: int | None = None, until: int | 
         playcount=pl.when(pl.col("full_mode").is_not_null()).then(pl.int_range(1, pl.len() + 1).over(per_mode)),
         total_hits=pl.when(pl.col("full_mode").is_not_null()).then(_HITS.cum_sum().over(per_mode)),
         passed=pl.col("completed").is_in([2, 3]),
+        acc=accuracy_expr(),
         ineligible=(
             pl.when(pl.col("full_mode").is_null())
             .then(pl.lit("invalid_mode"))
@@ -187,6 +196,8 @@ class Evaluation:
     without_sr:   eligible scores whose star rating is unknown (their SR conditions are not met).
     already_held: qualifying (user, achievement, mode) left out because the user holds them.
     by_family / by_full_mode: grants counted by catalogue family and by full mode.
+    would_grant:  achievement id -> (user, full mode) pairs an achievement the live server never grants
+                  (not `grantable`, e.g. 120) would grant, not already held; never in `grants`.
     skipped:      scores by skip reason: the eligible scores without a star rating by the reason of
                   their key, and the SAMPLED_INELIGIBLE ones.
     skip_samples: SKIP_SAMPLE_SCHEMA, up to `samples_per_reason` rows per skip reason (lowest ids).
@@ -201,6 +212,7 @@ class Evaluation:
     by_full_mode: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     skip_samples: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKIP_SAMPLE_SCHEMA))
+    would_grant: Counter = field(default_factory=Counter)
 
 
 def evaluate(
@@ -217,7 +229,8 @@ def evaluate(
               to the prepared `sr_mods`), optionally with `skip_reason`; keys missing from it count
               as unknown ("unrated").
     held:     HELD_SCHEMA, the users_achievements rows of the shard's users (mode 7 counts as 8).
-    Returns an Evaluation whose grants carry each (user, achievement, full mode)'s earliest unlock.
+    Returns an Evaluation whose grants carry each (user, achievement, full mode)'s earliest unlock;
+    the catalogue's achievements that are not `grantable` are only counted (`would_grant`).
     """
     ineligible = Counter(dict(prepared.get_column("ineligible").drop_nulls().value_counts().iter_rows()))
     rating_columns = {**RATING_SCHEMA, **({"skip_reason": pl.String} if "skip_reason" in ratings.columns else {})}
@@ -237,7 +250,7 @@ def evaluate(
     firsts = rows.group_by(["userid", "full_mode"], maintain_order=True).agg(
         [
             pl.struct(created_at="time", score_id="id", sr="sr", playcount="playcount", total_hits="total_hits")
-            .filter(a.compiled.expr)
+            .filter(a.expr)
             .first()
             .alias(str(a.id))
             for a in catalogue.achievements
@@ -260,9 +273,12 @@ def evaluate(
     held_now = held.cast(dict(HELD_SCHEMA)).with_columns(
         mode=pl.when(pl.col("mode") == LEGACY_AUTOPILOT_MODE).then(AUTOPILOT_MODE).otherwise(pl.col("mode"))
     )
-    grants = qualified.join(held_now, on=["user_id", "achievement_id", "mode"], how="anti").sort(
-        ["user_id", "mode", "achievement_id"]
-    )
+    new = qualified.join(held_now, on=["user_id", "achievement_id", "mode"], how="anti")
+    never = [a.id for a in catalogue.achievements if not a.grantable]
+    would_grant = Counter(dict(new.filter(pl.col("achievement_id").is_in(never)).get_column("achievement_id")
+                               .value_counts().iter_rows()))
+    grants = new.filter(~pl.col("achievement_id").is_in(never)).sort(["user_id", "mode", "achievement_id"])
+    qualified = qualified.filter(~pl.col("achievement_id").is_in(never))
 
     family_of = {a.id: a.family for a in catalogue.achievements}
     by_family = Counter({family: 0 for family in FAMILIES})
@@ -278,6 +294,7 @@ def evaluate(
         by_full_mode=Counter(dict(grants.get_column("mode").value_counts().iter_rows())),
         skipped=skipped,
         skip_samples=skip_samples,
+        would_grant=would_grant,
     )
 
 
@@ -310,7 +327,7 @@ def stats_only(
     granted from the stored plays nor held; restricted users and users without a users row are left
     out, as are modes outside FULL_MODES. Sorted by (user_id, mode, achievement_id).
     """
-    chosen = [a for a in catalogue.achievements if a.family in STAT_FAMILIES]
+    chosen = [a for a in catalogue.achievements if a.family in STAT_FAMILIES and a.grantable]
     frame = (
         stats.cast(dict(STATS_SCHEMA))
         .filter(pl.col("mode").is_in(FULL_MODES) & ((pl.col("privileges") & 1) == 1))
@@ -326,7 +343,7 @@ def stats_only(
     if not chosen or frame.height == 0:
         return pl.DataFrame(schema=STATS_ONLY_SCHEMA)
     met = (
-        frame.with_columns([a.compiled.expr.alias(str(a.id)) for a in chosen])
+        frame.with_columns([a.expr.alias(str(a.id)) for a in chosen])
         .unpivot(
             index=["user_id", "mode", "playcount", "total_hits"],
             on=[str(a.id) for a in chosen],

@@ -14,6 +14,7 @@ import polars as pl
 
 from conditions.catalogue import Catalogue
 from conditions.evaluate import GRANT_EVIDENCE_SCHEMA, prepare_scores
+from conditions.rules import COUNT_COLUMNS
 
 CHECKED_GRANT_SCHEMA = pl.Schema(
     {
@@ -47,7 +48,7 @@ def unsupported_grants(
     prepared = prepare_scores(scores).select(
         pl.col("source"), pl.col("id").alias("score_id"), pl.col("userid").alias("score_user"),
         pl.col("full_mode").alias("score_mode"), pl.col("time").alias("score_time"), "ineligible", "beatmap_md5",
-        "mode_vn", "mods", "max_combo", "full_combo", "passed",
+        "mode_vn", "mods", "max_combo", "full_combo", "passed", "score", "acc", *COUNT_COLUMNS,
     )
     frame = grants.cast(dict(CHECKED_GRANT_SCHEMA)).with_columns(
         source=pl.col("mode").replace_strict(TABLE_OF_MODE, default=None, return_dtype=pl.String)
@@ -62,7 +63,7 @@ def unsupported_grants(
         )
     met = pl.lit(None, pl.Boolean)
     for achievement in catalogue.achievements:
-        met = pl.when(pl.col("achievement_id") == achievement.id).then(achievement.compiled.expr).otherwise(met)
+        met = pl.when(pl.col("achievement_id") == achievement.id).then(achievement.expr).otherwise(met)
     frame = frame.with_columns(met=met)
     reason = (
         pl.when(pl.col("score_user").is_null())

@@ -14,7 +14,7 @@ from cluster.ledger import check_run_id, new_run_id
 from cluster.pipeline import READ_MODES, BackfillConfig, run_backfill
 from cluster.schema import SCORE_TABLES
 from cluster.scope import TIERS, Scope, achievement_ids_for
-from conditions.catalogue import load_catalogue
+from conditions.catalogue import describe_never_granted, load_catalogue
 from jobs.options import add_retry_options, retry_policy
 from jobs.report import format_summary, report_paths, write_run_report
 from sr.engines import DEFAULT_ENGINE
@@ -81,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--sample-seed", type=int, default=0, help="seed of --sample-users (default 0)")
     scope.add_argument("--tables", default=",".join(SCORE_TABLES), help="score tables, comma-separated "
                        f"(default: {','.join(SCORE_TABLES)})")
-    scope.add_argument("--achievements", default="all", help="sr, stat, mod, combo, all, or ids; comma-separated")
+    scope.add_argument("--achievements", default="all", help="what may be granted, comma-separated: sr (skill "
+                       "pass/FC), stat (play counts, hits incl. 97-99), mod, combo, secret (122 stumbler, 123 "
+                       "jackpot), a family name, ids, or all (default: every achievement less_achievements holds "
+                       "under the catalogue's file; ids it lacks are left out with a warning). Ids named here "
+                       "must all be in less_achievements. Never granted: see the end of this help")
     scope.add_argument("--since", type=parse_time, help="only scores at or after this time may grant "
                        "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS UTC, or unix seconds)")
     scope.add_argument("--until", type=parse_time, help="only scores before this time may grant (same formats)")
@@ -91,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     faults = parser.add_argument_group("database faults")
     add_retry_options(faults)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "live achievements never granted (reported with their reason):\n" + "\n".join(
+        f"  {line}" for line in describe_never_granted()
+    )
 
 
 def parse_time(text: str) -> int:

@@ -11,6 +11,8 @@ import csv
 import json
 from pathlib import Path
 
+from conditions.catalogue import format_id_ranges
+
 FAMILY_LABELS = {
     "skill_pass": "skill pass",
     "skill_fc": "skill FC",
@@ -18,6 +20,8 @@ FAMILY_LABELS = {
     "playcount": "play count",
     "hits": "hits",
     "mod_intro": "mod intro",
+    "stumbler": "stumbler",
+    "jackpot": "jackpot",
 }
 ERROR_COLUMNS = ("run_id", "reason", "count", "table", "score_id", "user_id", "beatmap_md5", "detail")
 STATS_ONLY_COLUMNS = ("achievement_id", "mode", "user_id", "playcount", "total_hits")
@@ -71,6 +75,9 @@ def format_summary(summary: dict) -> str:
         + ", ".join(f"{FAMILY_LABELS[f]} {n:,}" for f, n in summary["grants"].get("by_family", {}).items()),
         "    by full mode      "
         + ", ".join(f"{mode}: {n:,}" for mode, n in summary["grants"].get("by_full_mode", {}).items()),
+        "  left out            " + (f"ids {format_id_ranges(summary['left_out'])} (not in less_achievements)"
+                                     if summary.get("left_out") else "none"),
+        "  never granted       " + _never_granted(summary.get("not_granted") or []),
         f"  stats only          {fallback.get('candidates', 0):,} grants for {fallback.get('users', 0):,} users "
         + ("granted, dated now" if fallback.get("mode") == "now" else "reported, not granted (--stats-fallback now)"),
         f"  grants written      {summary['grants_written']:,}"
@@ -81,6 +88,16 @@ def format_summary(summary: dict) -> str:
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
+
+
+def _never_granted(items: list[dict]) -> str:
+    """The live ids a run never grants, and what the ones the plays decide would have granted."""
+    if not items:
+        return "none"
+    text = f"ids {format_id_ranges(item['achievement_id'] for item in items)} (reasons: the JSON report, --help)"
+    decided = [f"{item['achievement_id']} {item['file']} would grant {item['would_grant']:,}"
+               for item in items if item.get("would_grant") is not None]
+    return text + ("; " + ", ".join(decided) if decided else "")
 
 
 def _short(value) -> str:

@@ -44,7 +44,6 @@ running totals would grant every play-count and hit medal.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import shutil
 from dataclasses import dataclass, field
@@ -53,12 +52,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cluster.schema import AP_OFFSET, RELAX_OFFSET
+from conditions.catalogue import live_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 MAPS = DATA / "maps"
 PRODUCTION_SQL = Path(__file__).resolve().parent / "sql" / "production.sql"
-ACHIEVEMENTS_CSV = REPO / "conditions" / "achievements.csv"
 
 T0 = 1_500_000_000  # 2017-07-14, well before the 2022-06-23 reset
 T_OLD = 1_400_000_000  # created_at of the rows that already exist
@@ -440,8 +439,10 @@ FAMILIES = {
     "skill_fc": set(range(11, 21)) | set(range(33, 41)) | set(range(49, 57)) | set(range(65, 73)),
     "combo": set(range(21, 25)),
     "playcount": set(range(73, 77)),
-    "hits": set(range(77, 86)),
+    "hits": set(range(77, 86)) | {97, 98, 99},
     "mod_intro": set(range(86, 97)),
+    "stumbler": {122},
+    "jackpot": {123},
 }
 
 
@@ -510,12 +511,9 @@ def insert_scenario(engine: sa.Engine, md5s: dict[str, str]) -> None:
                 for key, spec in MAP_SPECS.items()
             ],
         )
-        with ACHIEVEMENTS_CSV.open(newline="") as fh:
-            ach = list(csv.DictReader(fh))
-        prefix_mode = {"osu": 0, "taiko": 1, "fruits": 2, "mania": 3, "all": None}
-        cur.executemany(
-            "INSERT INTO less_achievements (id, file, name, `desc`, hidden, mode) VALUES (%s, %s, %s, %s, 0, %s)",
-            [(int(r["id"]), r["file"], r["name"], r["desc"], prefix_mode[r["file"].split("-")[0]]) for r in ach],
+        cur.executemany(  # today's live rows, 1-128 (the catalogue's and the never-granted ones)
+            "INSERT INTO less_achievements (id, file, name, `desc`, hidden, mode) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(r["id"], r["file"], r["name"], r["desc"], int(r["hidden"]), r["mode"]) for r in live_rows()],
         )
         # Current totals far above every threshold: a job must not use them for history.
         cur.executemany(

@@ -24,6 +24,7 @@ DEFAULT_ROW = {
     "mode_vn": 0,
     "playcount": 10,
     "total_hits": 1000,
+    "acc": 97.5,
 }
 
 
@@ -38,7 +39,7 @@ def met(text: str, rows: list[dict]) -> list[bool]:
 
 def python_truth(code, row: dict) -> bool:
     """What the live server computes: `eval(cond)` in boolean context with score, stats, mode_vn bound."""
-    score = SimpleNamespace(**{k: row[k] for k in ("sr", "mods", "max_combo", "full_combo", "passed")})
+    score = SimpleNamespace(**{k: row[k] for k in ("sr", "mods", "max_combo", "full_combo", "passed", "acc")})
     stats = SimpleNamespace(playcount=row["playcount"], total_hits=row["total_hits"])
     return bool(eval(code, {}, {"score": score, "stats": stats, "mode_vn": row["mode_vn"]}))
 
@@ -232,7 +233,7 @@ def test_leading_whitespace_is_ignored_like_eval():
 
 # --- property: every catalogue condition agrees with eval -------------------------------------------
 
-CATALOGUE = load_catalogue()
+CATALOGUE = [a for a in load_catalogue() if a.compiled is not None]  # rules: tests/test_rules.py
 MOD_BITS = (1, 2, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 8192, 16384)
 SR_EDGES = [0.0] + [x for k in range(1, 12) for x in (k - 0.01, float(k))]
 COMBO_EDGES = [0, 499, 500, 749, 750, 999, 1000, 1999, 2000, 3000]
@@ -255,7 +256,8 @@ catalogue_rows = st.fixed_dictionaries(
         "passed": st.booleans(),
         "mode_vn": st.integers(0, 3),
         "playcount": st.one_of(st.integers(0, 60_000), st.sampled_from(COUNT_EDGES)),
-        "total_hits": st.one_of(st.integers(0, 5_000_000), st.sampled_from(COUNT_EDGES)),
+        "total_hits": st.one_of(st.integers(0, 50_000_000), st.sampled_from(COUNT_EDGES)),
+        "acc": st.one_of(st.floats(0, 100), st.sampled_from([0.0, 84.99999999999999, 85.0, 85.00000000000001, 100.0])),
     }
 )
 CATALOGUE_CODE = {a.id: compile(a.cond, f"<achievement {a.id}>", "eval") for a in CATALOGUE}
@@ -263,6 +265,7 @@ CATALOGUE_CODE = {a.id: compile(a.cond, f"<achievement {a.id}>", "eval") for a i
 
 def test_catalogue_thresholds_found():
     assert {500, 750, 1000, 2000, 5000, 50000, 30000, 3000000, 4000000} <= set(THRESHOLDS)
+    assert {30_000_000, 20_000_000, 40_000_000} <= set(THRESHOLDS)  # tier-4 hit counts, ids 97-99
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -341,6 +344,7 @@ any_rows = st.fixed_dictionaries(
         "mode_vn": st.one_of(st.integers(0, 3), _ints()),
         "playcount": _ints(),
         "total_hits": _ints(),
+        "acc": st.one_of(st.floats(0, 100), st.floats(-1e6, 1e6), st.sampled_from([85.0, -0.0, 2.0**40]), st.none()),
     }
 )
 

@@ -14,7 +14,7 @@ def score(**over) -> dict:
     row = {
         "source": "scores", "id": 1, "userid": 10, "beatmap_md5": MD5, "mods": 0, "max_combo": 100,
         "full_combo": False, "300_count": 100, "100_count": 0, "50_count": 0, "katus_count": 0,
-        "gekis_count": 0, "time": 1_500_000_000, "play_mode": 0, "completed": 3, "beatmap_id": 1,
+        "gekis_count": 0, "misses_count": 0, "score": 1_234_567, "time": 1_500_000_000, "play_mode": 0, "completed": 3, "beatmap_id": 1,
         "ranked": 2, "privileges": 3,
     }
     row.update(over)

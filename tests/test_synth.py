@@ -83,7 +83,7 @@ def test_counts_match_the_database(demo):
         assert getattr(result, table) == len(data[table])
     assert result.existing_achievements == len(data["users_achievements"])
     assert result.legacy_mode7_achievements == sum(1 for r in data["users_achievements"] if r["mode"] == 7) > 0
-    assert result.less_achievements == len(data["less_achievements"]) == 96
+    assert result.less_achievements == len(data["less_achievements"]) == 128  # today's live rows
     assert result.user_stats == len(data["user_stats"]) == 300 * 8
     assert 20_000 <= result.total_scores <= 80_000
     assert 0.6 <= result.scores_relax / result.total_scores <= 0.75  # about 2/3 as in production
@@ -314,10 +314,13 @@ def test_grinders_cross_thresholds_before_an_eligible_pass(demo):
 def test_achievement_tables(demo):
     _, _, _, data = demo
     less = {r["id"]: r for r in data["less_achievements"]}
-    assert sorted(less) == list(range(1, 97))
+    assert sorted(less) == list(range(1, 129))  # as live today (mysql-database 0022, 0024, 0026, 0027)
     assert less[1]["file"] == "osu-skill-pass-1" and less[1]["mode"] == 0
     assert less[25]["mode"] == 1 and less[41]["mode"] == 2 and less[57]["mode"] == 3
-    assert less[77]["mode"] == 1 and less[86]["mode"] is None and not any(r["hidden"] for r in less.values())
+    assert less[77]["mode"] == 1 and less[86]["mode"] is None
+    assert (less[98]["file"], less[98]["mode"]) == ("fruits-hits-20000000", 2)
+    assert (less[120]["file"], less[128]["mode"]) == ("all-secret-consolation_prize", 3)
+    assert [i for i, r in less.items() if r["hidden"]] == list(range(116, 129))
     held = data["users_achievements"]
     keys = [(r["user_id"], r["achievement_id"], r["mode"]) for r in held]
     assert len(keys) == len(set(keys))
@@ -329,6 +332,16 @@ def test_achievement_tables(demo):
         assert r["achievement_id"] in less and r["mode"] in (0, 1, 2, 3, 4, 5, 6, 7, 8)
         assert LAST_SCORE_TIME < r["created_at"] <= users[r["user_id"]]["latest_activity"]
         assert users[r["user_id"]]["privileges"] & 1
+
+
+def test_a_public_pass_on_a_ranked_map_scores_one_digit_repeated(demo):
+    """The demo always holds a jackpot (achievement 123): a pass scoring 7,777,777."""
+    _, _, _, data = demo
+    public = {u["id"] for u in data["users"] if u["privileges"] & 1}
+    ranked = {b["beatmap_md5"] for b in data["beatmaps"] if b["ranked"] >= 2}
+    jackpots = [r for r in data["scores"] if r["score"] == 7_777_777]
+    assert len(jackpots) == 1
+    assert jackpots[0]["completed"] >= 2 and jackpots[0]["userid"] in public and jackpots[0]["beatmap_md5"] in ranked
 
 
 def test_same_seed_same_data_other_seed_other_data(tmp_path):
