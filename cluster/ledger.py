@@ -43,6 +43,7 @@ from sqlalchemy.dialects import mysql
 
 from cluster import db
 from cluster.errors import RunStateError
+from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
 from cluster.schema import users_achievements
 from cluster.shards import Shard
@@ -502,6 +503,7 @@ def write_ledgered(
     retry: db.RetryPolicy = db.DEFAULT_RETRY,
     log: db.RetryLog | None = None,
     url: str | None = None,
+    governor: GovernorClient | None = None,
 ) -> WriteResult:
     """Insert grants into users_achievements in batches, recording each inserted row in srb_ledger.
 
@@ -512,20 +514,28 @@ def write_ledgered(
     one transaction with its ledger rows and, for a backfill shard, its progress counts; a retryable
     database error redoes the batch (see cluster.db.retrying), which is exact because a committed
     batch's rows are skipped on the second try. The batches share one connection until an error, after
-    which the retry opens a new one. Raises DatabaseUnavailable when retries run out.
+    which the retry opens a new one. With a `governor` (cluster.governor.GovernorClient) each batch
+    waits for its permit, which also sets its size; otherwise batches hold `batch_rows` rows. Raises
+    DatabaseUnavailable when retries run out.
     """
     rows = _grant_rows(grants)
     out = WriteResult()
     connection = db.KeptConnection(engine)
+    start = 0
     try:
-        for number, start in enumerate(range(0, len(rows), batch_rows)):
-            batch = rows[start : start + batch_rows]
+        while start < len(rows):
+            size = governor.permit(len(rows) - start) if governor is not None else batch_rows
+            batch = rows[start : start + size]
+            started = time.perf_counter()
             inserted, present = db.retrying(
                 lambda batch=batch: _write_batch(connection, run_id, batch, source, shard),
-                f"write batch {number}" + (f" of shard {shard}" if shard is not None else ""),
+                f"write batch {out.batches}" + (f" of shard {shard}" if shard is not None else ""),
                 retry, log, url,
             )
+            if governor is not None:
+                governor.done(len(batch), time.perf_counter() - started)
             pause_point("commit")
+            start += len(batch)
             out.inserted += inserted
             out.present += present
             out.batches += 1
