@@ -3,6 +3,7 @@
 #     CatalogueMismatch            less_achievements names a catalogue id with another `file`, or lacks one asked for
 #     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
 #     ScanPlanError                the scan plan would read a non-empty score table as empty or short
+#   LedgerReadBack                 the ids a write batch inserted could not all be read back: the batch is not committed
 #   ScanShort                      a shard read fewer rows of a table than its users held: nothing of it written
 #   DatabaseUnavailable            a retryable database error (lost connection, deadlock, lock wait) outlived its retries
 #   ConsolidationNotVerified       a mode 7 row has no mode 8 counterpart after the copy: nothing was deleted
@@ -67,6 +68,16 @@ class ScanPlanError(ConfigError):
     def __init__(self, table: str, detail: str) -> None:
         self.table = table
         super().__init__(f"scan plan for {table}: {detail}")
+
+
+class LedgerReadBack(ClusterError):
+    """The users_achievements ids a write batch inserted could not all be read back by key: the batch's
+    transaction is rolled back (nothing of it is committed, so the ledger stays exact). `expected` and
+    `found` count the keys."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        self.expected, self.found = expected, found
+        super().__init__(f"read back {found} of the {expected} ids a write batch inserted: the batch was rolled back")
 
 
 class ScanShort(ClusterError):

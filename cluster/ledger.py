@@ -42,7 +42,7 @@ from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Stri
 from sqlalchemy.dialects import mysql
 
 from cluster import db
-from cluster.errors import RunStateError
+from cluster.errors import LedgerReadBack, RunStateError
 from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
 from cluster.schema import users_achievements
@@ -441,13 +441,35 @@ def _insert_whole_batch(conn: sa.Connection, batch: list[dict]) -> list[tuple[di
     pause_point("write")
     if result.rowcount != len(batch):
         raise _NotAllInserted
-    table = users_achievements
     keys = [(v["user_id"], v["achievement_id"], v["mode"]) for v in values]
-    query = sa.select(table.c.user_id, table.c.achievement_id, table.c.mode, table.c.id).where(
-        sa.tuple_(table.c.user_id, table.c.achievement_id, table.c.mode).in_(keys)
-    )
-    ids = {(int(u), int(a), int(m)): int(i) for u, a, m, i in conn.execute(query)}
+    ids = _inserted_ids(conn, keys)
     return [(r, ids[k]) for r, k in zip(batch, keys)]
+
+
+def _inserted_ids(conn: sa.Connection, keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
+    """The users_achievements ids of the rows one multi-row INSERT just inserted, by (user_id,
+    achievement_id, mode), every key inserted by it (rowcount == len(keys)).
+
+    MySQL/MariaDB: every id the statement generated is at least LAST_INSERT_ID() (its first one), also
+    under innodb_autoinc_lock_mode 2 (MySQL 8's default), where concurrent inserts may interleave their
+    ids; so the rows are read by a primary-key range from there, restricted to the batch's users, and
+    matched by key: the unique key (user_id, achievement_id, mode) makes the row of each key the one
+    this statement inserted. That range read replaced a row-value IN over the unique key, which MariaDB
+    answered by scanning an index (docs/SCALING.md, batch-time breakdown). SQLite: the row-value IN.
+    """
+    table = users_achievements
+    columns = (table.c.user_id, table.c.achievement_id, table.c.mode, table.c.id)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        first = conn.execute(sa.select(sa.func.last_insert_id())).scalar_one()
+        users = [k[0] for k in keys]
+        query = sa.select(*columns).where((table.c.id >= first) & table.c.user_id.between(min(users), max(users)))
+    else:
+        query = sa.select(*columns).where(sa.tuple_(table.c.user_id, table.c.achievement_id, table.c.mode).in_(keys))
+    wanted = set(keys)
+    ids = {key: int(i) for *key_parts, i in conn.execute(query) if (key := tuple(int(v) for v in key_parts)) in wanted}
+    if len(ids) != len(wanted):  # cannot happen for a statement that inserted every key; never guess
+        raise LedgerReadBack(len(wanted), len(ids))
+    return ids
 
 
 def _insert_row_by_row(conn: sa.Connection, batch: list[dict]) -> list[tuple[dict, int]]:
