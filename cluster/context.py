@@ -48,6 +48,7 @@ class BackfillConfig:
     engine:        SR engine name (sr.engine.engine_named).
     ray_address:   an existing Ray cluster; None: a new local instance.
     write_batch_rows: rows per write transaction (INSERT IGNORE + ledger rows + progress counts).
+    writers:       writer actors of an applied run (cluster.writers); None: one per node, at least 2.
     max_in_flight: shard (and scan) tasks running at once (default: twice the workers); progress: a tqdm bar.
     run_id:        the run's id (1-60 of [A-Za-z0-9._-]); None: a fresh one (cluster.ledger.new_run_id).
     resume:        continue the stored run `run_id` with its stored plan and settings.
@@ -82,6 +83,7 @@ class BackfillConfig:
     achievement_ids: tuple[int, ...] | None = None
     ray_address: str | None = None
     write_batch_rows: int = 1000
+    writers: int | None = None
     max_in_flight: int | None = None
     progress: bool = True
     run_id: str | None = None
@@ -210,6 +212,8 @@ def _check_settings(config: BackfillConfig) -> None:
         raise ConfigError(f"--since ({config.since}) must be before --until ({config.until})")
     if config.shard_rows < 1 or config.write_batch_rows < 1 or config.scan_rows < 1:
         raise ConfigError("--shard-rows, --batch-rows and --scan-rows must be at least 1")
+    if config.writers is not None and config.writers < 1:
+        raise ConfigError("--writers must be at least 1")
     if config.wave_rows is not None and config.wave_rows < 1:
         raise ConfigError("--wave-rows must be at least 1")
     if config.read not in READ_MODES:

@@ -29,13 +29,15 @@ from tqdm import tqdm
 
 from cluster import ledger
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
-from cluster.errors import ClusterError, ScanShort
-from cluster.pauses import pause_point
+from cluster.errors import ClusterError, DatabaseUnavailable, ScanShort
+from cluster.governor import GovernorActor, WriteLimits
+from cluster.pauses import pause_env
 from cluster.plan import RunPlan
 from cluster.shards import Shard, plan_waves
 from cluster.workers import (
     RaterActor, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
 )
+from cluster.writers import WriteOutcome, WriterSettings, default_writers, start_writers
 from conditions.catalogue import FAMILIES
 from conditions.evaluate import GRANT_SCHEMA
 
@@ -58,8 +60,11 @@ class Tally:
     grants (120) would grant. stage: summed task seconds per stage. skipped / samples:
     scores skipped for bad data, by reason, and the SKIP_SAMPLES_PER_REASON smallest score ids of each.
     candidates: stats-only candidates; fallback_granted: those granted (--stats-fallback now).
-    failed_shards: {shard, error} (masked). max_rss: the tasks' peak RSS (MB). walls: the driver's phase
-    seconds (ray_start, scan_wall, rate_wall, evaluate_wall, shards, write). rater_stats: each rater's
+    failed_shards: {shard, error} (masked). writers: writer actors; grants_sent / write_batches: grants the
+    writers were given, inserted and batches they committed; throttled: seconds writers waited for the governor,
+    by reason. max_rss: the tasks' peak RSS (MB). walls: the driver's phase seconds (ray_start,
+    scan_wall, rate_wall, evaluate_wall, shards; write: the seconds in which at least one write was in
+    flight). rater_stats: each rater's
     `RaterActor.stats()`.
     """
 
@@ -81,6 +86,11 @@ class Tally:
     candidates: list = field(default_factory=list)
     fallback_granted: int = 0
     failed_shards: list = field(default_factory=list)
+    writers: int = 0
+    grants_sent: int = 0
+    grants_inserted: int = 0
+    write_batches: int = 0
+    throttled: Counter = field(default_factory=Counter)
     max_rss: float = 0.0
     walls: Counter = field(default_factory=Counter)
     rater_stats: list = field(default_factory=list)
@@ -121,24 +131,36 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     tally.workers = max(1, min(config.workers, int(ray.cluster_resources().get("CPU", 1))))
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     raters = [RaterActor.remote(settings, index, tally.workers) for index in range(tally.workers)]
+    writers, governor = _start_writers(ctx, tally) if ctx.apply else ([], None)
     sink = _FileSink(config.out) if config.out is not None else None
     try:
         waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
         tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
         with tqdm(total=len(plan.pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-            execution = _Execution(ctx, plan, raters, sink, bar, tally)
+            execution = _Execution(ctx, plan, raters, writers, sink, bar, tally)
             for wave in waves:
                 execution.run_wave(wave)
+            execution.collect_writes(until=0)
             tally.rater_stats = execution.finish_raters()
     finally:
         if sink is not None:
             sink.close()
-        for rater in raters:
-            ray.kill(rater)
+        for actor in (*raters, *writers, *([governor] if governor is not None else [])):
+            ray.kill(actor)
         if started_ray:
             ray.shutdown()
-    tally.walls["shards"] = time.perf_counter() - phase - tally.walls["write"] - tally.walls["ray_start"]
+    tally.walls["shards"] = time.perf_counter() - phase - tally.walls["ray_start"]
     return tally
+
+
+def _start_writers(ctx: RunContext, tally: Tally) -> tuple[list, object]:
+    """The applied run's writer actors (`--writers`, default one per node and at least 2) and the write
+    governor they share."""
+    config = ctx.config
+    governor = GovernorActor.remote(WriteLimits(batch_rows=config.write_batch_rows))
+    tally.writers = config.writers or default_writers()
+    settings = WriterSettings(config.db_url, ctx.run_id, config.write_batch_rows, config.retry)
+    return start_writers(settings, tally.writers, governor, pause_env()), governor
 
 
 def _start_ray(config: BackfillConfig) -> bool:
@@ -187,12 +209,14 @@ class _FileSink:
 
 class _Execution:
     """The driver's side of the execute stage: scans a wave's id ranges (scan reads), waits for the
-    raters, runs the wave's shard tasks with at most `in_flight` at once, and writes (or files) their
-    grants as they arrive, adding up `tally`."""
+    raters, runs the wave's shard tasks with at most `in_flight` at once, and hands each evaluated
+    shard's grants to a writer (an applied run) and/or the dry run's file as it arrives, adding up
+    `tally`. Writes overlap the evaluation of later shards; at most two per writer wait at a time."""
 
-    def __init__(self, ctx: RunContext, plan: RunPlan, raters: list, sink: _FileSink | None, bar: tqdm,
-                 tally: Tally) -> None:
-        self.ctx, self.plan, self.raters, self.sink, self.bar, self.tally = ctx, plan, raters, sink, bar, tally
+    def __init__(self, ctx: RunContext, plan: RunPlan, raters: list, writers: list, sink: _FileSink | None,
+                 bar: tqdm, tally: Tally) -> None:
+        self.ctx, self.plan, self.raters, self.writers = ctx, plan, raters, writers
+        self.sink, self.bar, self.tally = sink, bar, tally
         config = ctx.config
         self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
                             ctx.read_stats, config.retry, config.samples_per_reason, config.engine)
@@ -200,6 +224,9 @@ class _Execution:
         self.expected = plan.expected_rows()
         self.rater_calls: list = []
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+        self.writes: dict = {}  # write ref -> shard, in flight at the writers
+        self.next_writer = 0
+        self.writing_since: float | None = None  # when writes went from none in flight to some
 
     def run_wave(self, wave: list[Shard]) -> None:
         """Scan (when the plan scans), rate and evaluate one wave; its grants are written as they arrive."""
@@ -254,8 +281,8 @@ class _Execution:
         self.tally.walls["rate_wall"] += time.perf_counter() - started
 
     def evaluate(self, wave: list[Shard], parts: list[list]) -> None:
-        """Run the wave's shard tasks (on `parts` when scanned) and write their grants as they finish."""
-        started, writes_before = time.perf_counter(), self.tally.walls["write"]
+        """Run the wave's shard tasks (on `parts` when scanned) and send their grants on as they finish."""
+        started = time.perf_counter()
         queue = list(zip(wave, parts))
         running: dict = {}
         while queue or running:
@@ -263,9 +290,10 @@ class _Execution:
                 shard, shard_parts = queue.pop(0)
                 self.track(shard, status="running", stage="evaluating", started_at=ledger.now(), clear_error=True,
                            attempt=True)
-                running[process_shard.remote(self.job, shard, self.raters, *shard_parts)] = shard
+                grants, outcome = process_shard.remote(self.job, shard, self.raters, *shard_parts)
+                running[outcome] = (shard, grants)
             done, _ = ray.wait(list(running), num_returns=1)
-            shard = running.pop(done[0])
+            shard, grants = running.pop(done[0])
             try:
                 outcome: ShardOutcome = ray.get(done[0])
             except RAY_ERRORS as exc:
@@ -275,9 +303,9 @@ class _Execution:
             if short is not None:
                 self.fail(shard, short)
                 continue
-            self.write(shard, outcome)
-            self.bar.update(1)
-        self.tally.walls["evaluate_wall"] += time.perf_counter() - started - (self.tally.walls["write"] - writes_before)
+            self.send(shard, grants, outcome)
+            self.collect_writes(until=2 * len(self.writers))
+        self.tally.walls["evaluate_wall"] += time.perf_counter() - started
 
     def short_read(self, shard: Shard, outcome: ShardOutcome) -> ScanShort | None:
         """A ScanShort when the shard's reads delivered fewer rows of a table than its users held when the
@@ -288,34 +316,61 @@ class _Execution:
                 return ScanShort(name, expected, read, shard.index)
         return None
 
-    def write(self, shard: Shard, outcome: ShardOutcome) -> None:
-        """Write one evaluated shard: its grants (and, with --stats-fallback now, its stats-only grants)
-        into users_achievements with their ledger rows and progress counts (an applied run), and/or to the
-        dry run's file; then mark the shard done. Raises DatabaseUnavailable when a batch keeps failing."""
+    def send(self, shard: Shard, grants: ray.ObjectRef, outcome: ShardOutcome) -> None:
+        """Pass one evaluated shard on: its grants (and, with --stats-fallback now, its stats-only grants)
+        to a writer (an applied run: the writer marks the shard done) and/or to the dry run's file."""
         ctx, tally = self.ctx, self.tally
         tally.add(outcome)
+        tally.grants_sent += sum(outcome.by_family.values())
         ctx.db.log.merge(outcome.retries)
         fallback = _stats_only_grants(outcome, ctx.as_of, tally.candidates)
-        started = time.perf_counter()
-        rows = outcome.grants.to_pylist()
-        if ctx.config.stats_fallback:
-            rows += fallback
-            tally.fallback_granted += len(fallback)
-        if rows and self.sink is not None:
-            self.sink.write(pa.Table.from_pylist(rows, schema=GRANT_ARROW_SCHEMA))
-        if ctx.apply:
-            self.track(shard, stage="writing", rows_read=sum(outcome.rows_read.values()),
-                       eligible=outcome.eligible, grants=len(rows), skipped=sum(outcome.skipped.values()),
-                       db_retries=sum(outcome.retries.counts.values()))
-            database = ctx.db
-            result = ledger.write_ledgered(
-                database.engine, ctx.run_id, rows, source="score", shard=shard.index,
-                batch_rows=ctx.config.write_batch_rows, retry=database.policy, log=database.log, url=database.url,
-            )
-            tally.already_present += result.present
-            self.track(shard, status="done", stage="written", finished_at=ledger.now())
-            pause_point("shard")
-        tally.walls["write"] += time.perf_counter() - started
+        extra = fallback if ctx.config.stats_fallback else []
+        tally.fallback_granted += len(extra)
+        tally.grants_sent += len(extra)
+        if self.sink is not None:
+            table = ray.get(grants)
+            self.sink.write(table)
+            if extra:
+                self.sink.write(pa.Table.from_pylist(extra, schema=GRANT_ARROW_SCHEMA))
+        if not ctx.apply:
+            self.bar.update(1)
+            return
+        update = ledger.ShardUpdate(stage="writing", rows_read=sum(outcome.rows_read.values()),
+                                    eligible=outcome.eligible, skipped=sum(outcome.skipped.values()),
+                                    db_retries=sum(outcome.retries.counts.values()))
+        writer = self.writers[self.next_writer % len(self.writers)]
+        self.next_writer += 1
+        if not self.writes:
+            self.writing_since = time.perf_counter()
+        self.writes[writer.write.remote(shard, grants, extra, update)] = shard
+
+    def collect_writes(self, until: int) -> None:
+        """Take the finished writes; wait while more than `until` are in flight (0: wait for all).
+        Raises DatabaseUnavailable (a batch kept failing: the run stops, resumable); a writer lost for
+        good fails its shard."""
+        while self.writes:
+            ready, _ = ray.wait(list(self.writes), num_returns=1, timeout=None if len(self.writes) > until else 0)
+            if not ready:
+                return
+            shard = self.writes.pop(ready[0])
+            try:
+                result: WriteOutcome = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, DatabaseUnavailable):
+                    raise exc.cause from None
+                self.fail(shard, exc)
+            except RAY_ERRORS as exc:
+                self.fail(shard, exc)
+            else:
+                self.tally.already_present += result.present
+                self.tally.grants_inserted += result.inserted
+                self.tally.write_batches += result.batches
+                self.tally.throttled.update(result.waited)
+                self.ctx.db.log.merge(result.retries)
+                self.bar.update(1)
+            if not self.writes and self.writing_since is not None:
+                self.tally.walls["write"] += time.perf_counter() - self.writing_since
+                self.writing_since = None
 
     def fail(self, shard: Shard, exc: BaseException) -> None:
         """Count a shard whose task failed (or whose reads came short): nothing of it is written; an applied

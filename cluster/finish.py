@@ -42,6 +42,8 @@ class RunSummary:
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
     total_hits); not part of `to_dict`.
+    writes: how an applied run wrote: writers, grants sent to them, batches committed, seconds in which a
+    write was in flight, grants written per such second, seconds held by the write governor by reason.
     left_out: achievement ids of the catalogue this database's less_achievements lacks (not evaluated).
     not_granted: every live achievement a run never grants: [{achievement_id, file, reason,
     would_grant}], would_grant the (user, full mode) pairs it would have been granted to in this
@@ -84,6 +86,7 @@ class RunSummary:
     database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
     out: str | None = None
     seconds: dict = field(default_factory=dict)
+    writes: dict = field(default_factory=dict)
     left_out: list = field(default_factory=list)
     not_granted: list = field(default_factory=list)
     stats_only_rows: list = field(default_factory=list, repr=False)
@@ -107,6 +110,14 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
     _add_raters(summary, tally.rater_stats, tally.max_rss)
     _add_stats_only(summary, ctx, tally)
     summary.out = str(config.out) if config.out is not None else None
+    in_flight = tally.walls.get("write", 0.0)
+    summary.writes = {
+        "writers": tally.writers, "grants_sent": tally.grants_sent, "grants_inserted": tally.grants_inserted,
+        "batches": tally.write_batches,
+        "seconds_in_flight": round(in_flight, 3),
+        "rows_per_s": round(tally.grants_inserted / in_flight) if in_flight else 0,
+        "throttled_seconds": {reason: round(seconds, 3) for reason, seconds in sorted(tally.throttled.items())},
+    }
     summary.left_out = list(ctx.left_out)
     evaluated = set(ctx.catalogue.by_id)
     summary.not_granted = [

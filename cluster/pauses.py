@@ -5,7 +5,8 @@ Production never sets the variables below, and then `pause_point` only counts. W
 `name:n` to the file named by `SRB_TEST_PAUSE_FILE` and sleeps until it is killed: the test waits
 for the file, then kills the process from outside (a real SIGKILL, no cooperation from the job).
 
-Points (cluster.pipeline, cluster.ledger):
+Points (cluster.prepare in the driver; cluster.ledger and cluster.writers in each writer process, which
+gets the variables from the driver: `pause_env`):
     plan    an applied run's plan is stored; no shard has started
     write   inside a write batch's transaction: the users_achievements rows are inserted, their
             ledger rows and the commit are not done yet
@@ -43,3 +44,9 @@ def pause_point(name: str) -> None:
         os.replace(partial, marker)
     while True:  # until SIGKILL
         time.sleep(3600)
+
+
+def pause_env() -> dict[str, str]:
+    """This process's test-only pause variables, for the workers it starts (writers pause in their own
+    process); empty in production."""
+    return {name: os.environ[name] for name in (PAUSE_AT_ENV, PAUSE_FILE_ENV) if os.environ.get(name)}

@@ -200,8 +200,8 @@ class ShardJob:
 
 @dataclass(slots=True)
 class ShardOutcome:
-    """What one shard task returns to the driver: its grants (Arrow, conditions.evaluate.GRANT_SCHEMA
-    plus GRANT_EVIDENCE_SCHEMA) and small counts; never the scores themselves.
+    """What one shard task returns to the driver besides its grants (a separate object: `process_shard`):
+    small counts, never the scores themselves.
 
     skipped / skip_samples: scores skipped for bad data by reason, and samples (Arrow,
     conditions.evaluate.SKIP_SAMPLE_SCHEMA). stats_only: Arrow, conditions.evaluate.STATS_ONLY_SCHEMA
@@ -211,7 +211,6 @@ class ShardOutcome:
     """
 
     shard: Shard
-    grants: pa.Table
     rows_read: dict[str, int]
     eligible: int
     ineligible: Counter
@@ -253,9 +252,13 @@ def _catalogue(achievement_ids: tuple[int, ...] | None):
     return catalogue.select(achievement_ids) if achievement_ids else catalogue
 
 
-@ray.remote(num_cpus=0)
-def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table) -> ShardOutcome:
+@ray.remote(num_cpus=0, num_returns=2)
+def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table) -> tuple[pa.Table, ShardOutcome]:
     """Read a shard's scores, have the raters rate its SR keys, evaluate the catalogue on it.
+
+    Returns two objects: the shard's grants (Arrow, conditions.evaluate.GRANT_SCHEMA plus
+    GRANT_EVIDENCE_SCHEMA), which a writer fetches without passing through the driver, and its
+    ShardOutcome (small counts).
 
     `scanned`: the shard's rows as the table scan handed them out (`scan_range`, one table per
     range, SCORE_ARROW_SCHEMA), or nothing: the task then reads its users' rows itself through the
@@ -310,9 +313,8 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     result = evaluate(prepared, ratings, held_frame, catalogue, job.samples_per_reason)
     candidates = stats_only(pl.from_arrow(stats), result.grants, held_frame, catalogue) if stats is not None else None
     seconds["evaluate"] = time.perf_counter() - started
-    return ShardOutcome(
+    return result.grants.to_arrow(), ShardOutcome(
         shard=shard,
-        grants=result.grants.to_arrow(),
         rows_read=rows_read,
         eligible=result.eligible,
         ineligible=result.ineligible,

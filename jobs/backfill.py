@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rater processes (default: CPUs)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="target score rows per shard")
     parser.add_argument("--batch-rows", type=int, default=1000, help="rows per write transaction (default 1000)")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="writer actors of an applied run, writing in parallel (default: one per node, at least 2)")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, help=f"SR engine (default: {DEFAULT_ENGINE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -165,6 +167,7 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         engine=args.engine,
         progress=not args.no_progress,
         write_batch_rows=args.batch_rows,
+        writers=args.writers,
         run_id=args.run_id,
         resume=args.resume,
         scope=scope,

@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.db, pytest.mark.ray]
 
 RUN_ID = "kill-test"
 # small shards and batches: several shards and write batches on the scenario's 54 grants
-OPTIONS = ["--shard-rows", "8", "--batch-rows", "6", "--workers", "2", "--no-progress", "--db-retry-wait", "0.05"]
+# one writer: the pause points count per writer process, so "write:2" is the run's second batch
+OPTIONS = ["--shard-rows", "8", "--batch-rows", "6", "--workers", "2", "--writers", "1", "--no-progress",
+           "--db-retry-wait", "0.05"]
 LEDGER_KEY = ("run_id", "action", "source", "user_id", "achievement_id", "mode", "created_at", "score_id", "sr",
               "playcount", "total_hits")
 
