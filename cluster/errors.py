@@ -2,6 +2,8 @@
 #   ConfigError                    the run cannot start: raised before any shard starts or any row is written
 #     CatalogueMismatch            less_achievements lacks a catalogue id or names it with another `file`
 #     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
+#     SoftwareMismatch             a Ray node runs other versions of the engine packages than the driver
+#   RunLockLost                    the process no longer holds its run's lock: the run stopped (resumable)
 #   DatabaseUnavailable            a retryable database error (lost connection, deadlock, lock wait) outlived its retries
 #   ConsolidationNotVerified       a mode 7 row has no mode 8 counterpart after the copy: nothing was deleted
 """Errors of the cluster layer (database I/O, runs, ledger, shards).
@@ -27,24 +29,33 @@ class CatalogueMismatch(ConfigError):
     another `file` (the live server matches conditions to rows by `file`).
 
     `missing` are the ids absent from the table; `differing` maps id -> (catalogue file, table file).
+    The message names at most `SHOWN` ids of each kind and the counts; the attributes hold them all.
     """
+
+    SHOWN = 5
 
     def __init__(self, missing: tuple[int, ...], differing: dict[int, tuple[str, str]]) -> None:
         self.missing = missing
         self.differing = differing
         parts = []
         if missing:
-            parts.append(f"missing from less_achievements: ids {list(missing)}")
+            parts.append(f"missing from less_achievements: {_some(sorted(missing), self.SHOWN)}")
         if differing:
-            shown = ", ".join(f"{i} (catalogue {c!r}, table {t!r})" for i, (c, t) in sorted(differing.items()))
-            parts.append(f"different `file`: {shown}")
-        ids = sorted(set(missing) | set(differing))
-        super().__init__(f"catalogue check failed for ids {ids}: " + "; ".join(parts))
+            ids = sorted(differing)
+            shown = ", ".join(f"{i} (catalogue {differing[i][0]!r}, table {differing[i][1]!r})" for i in ids[: self.SHOWN])
+            more = f" and {len(ids) - self.SHOWN} more" if len(ids) > self.SHOWN else ""
+            parts.append(f"different `file` ({len(ids)}): {shown}{more}")
+        super().__init__(f"catalogue check failed for {_some(list(self.ids), self.SHOWN)}: " + "; ".join(parts))
 
     @property
     def ids(self) -> tuple[int, ...]:
         """Every differing id, ascending."""
         return tuple(sorted(set(self.missing) | set(self.differing)))
+
+
+def _some(ids: list[int], shown: int) -> str:
+    """The first `shown` ids and the count: "ids [1, 2, 3] and 93 more (96 in all)"."""
+    return f"ids {ids[:shown]}" + (f" and {len(ids) - shown} more" if len(ids) > shown else "") + f" ({len(ids)} in all)"
 
 
 class RunStateError(ConfigError):
@@ -54,6 +65,31 @@ class RunStateError(ConfigError):
     def __init__(self, run_id: str, detail: str) -> None:
         self.run_id = run_id
         super().__init__(f"run {run_id}: {detail}")
+
+
+class SoftwareMismatch(ConfigError):
+    """Some Ray node reports other versions of the engine packages (cluster.software.ENGINE_PACKAGES)
+    than the driver: nodes set up on different days. `differences` holds one line per (node, package),
+    e.g. "node 10.0.0.5: polars 1.30.0 (driver 1.31.0)". Raised before any rater or shard starts."""
+
+    def __init__(self, differences: list[str]) -> None:
+        self.differences = differences
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        super().__init__(f"Ray nodes run other engine versions than the driver: {shown} "
+                         "(install every node from requirements.lock: make install, or the cluster setup commands)")
+
+
+class RunLockLost(ClusterError):
+    """The run's lock (a MySQL named lock held on a connection of its own) is no longer this process's:
+    its connection was closed or killed, or another session holds it now. The run stops before its next
+    write transaction and leaves its record as it is, for `--resume`. `run_id` names it; `detail` says
+    what was found."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        self.run_id = run_id
+        self.detail = detail
+        super().__init__(f"run {run_id}: lost its run lock ({detail}); stopped before the next write: "
+                         f"resume it with --run-id {run_id} --resume")
 
 
 class DatabaseUnavailable(ClusterError):

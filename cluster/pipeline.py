@@ -11,7 +11,9 @@ now hold, so the final rows and ledger are those of an uninterrupted run. A dry 
 the database (not even the srb_ tables).
 
 Before any shard starts, a run checks its configuration, and, when the database has
-`less_achievements`, that every achievement it may grant is there under the catalogue's `file`.
+`less_achievements`, that every achievement it may grant is there under the catalogue's `file`; once
+Ray is up, that every node runs the driver's engine versions (cluster.software). An applied run holds
+its run lock throughout, and each of its write transactions commits only while the lock is still held.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import db, ledger
-from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStateError
+from cluster import db, ledger, software
+from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunLockLost, RunStateError
 from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
@@ -51,6 +53,10 @@ SKIP_SAMPLES_PER_REASON = 20  # kept in a run's summary, over all shards
 READ_MODES = ("auto", "scan", "users")
 SCAN_MIN_SHARE = 0.25  # "auto" scans when the pending shards hold at least this share of the tables' rows
 SCANNED_ROW_BYTES = 250  # object-store bytes of one scanned row (SCORE_ARROW_SCHEMA), for sizing waves
+# CPUs the default --workers leaves to the scan and shard (evaluate) tasks and the writing driver: those
+# tasks reserve no CPU in Ray (they mostly wait on the database and the raters), but their polars work and
+# the driver's writes need about a core of their own (docs/SCALING.md, cost model).
+SCAN_EVALUATE_CPUS = 1
 # Settings an applied run stores and a resume takes back (BackfillConfig field names).
 PLAN_SETTINGS = (
     "osu_location", "shard_rows", "engine", "tables", "achievement_ids", "scope", "since", "until", "stats_fallback"
@@ -67,7 +73,8 @@ class BackfillConfig:
     apply:         insert grants into users_achievements (recorded in the ledger); otherwise write
                    nothing to the database.
     out:           dry-run file for the grants (.parquet or .csv), optional.
-    workers:       rater actors (processes); clamped to the Ray cluster's CPUs.
+    workers:       rater actors (processes); clamped to the Ray cluster's CPUs; None: the cluster's CPUs
+                   less SCAN_EVALUATE_CPUS (`choose_workers`).
     shard_rows:    target score rows per shard.
     engine:        SR engine name (sr.engine.engine_named).
     ray_address:   an existing Ray cluster; None: a new local instance.
@@ -96,7 +103,7 @@ class BackfillConfig:
     osu_location: str | None
     apply: bool = False
     out: Path | None = None
-    workers: int = 2
+    workers: int | None = None
     shard_rows: int = 100_000
     engine: str = DEFAULT_ENGINE
     tables: tuple[str, ...] = SCORE_TABLES
@@ -139,6 +146,10 @@ class RunSummary:
     skipped / skip_samples: scores skipped for bad data by reason (unknown beatmap, missing .osu, md5
     mismatch, bad format or empty, impossible convert, non-finite SR, ...) and sample score ids.
     database_errors: retries by MySQL error code, samples (masked) and failed shards.
+    reads: tables read by each reader (connectorx, sqlalchemy) and ConnectorX fallbacks by reason, with
+    samples (cluster.db.ReadLog.to_dict).
+    software: the driver's lock file digest and engine versions (cluster.software.software_record) and
+    the Ray nodes that reported the same versions (address, lock_sha256).
     stats_fallback: stats-only candidates (current user_stats reach a threshold the stored plays do
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
@@ -178,6 +189,8 @@ class RunSummary:
     already_present: int = 0
     stats_fallback: dict = field(default_factory=dict)
     database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
+    reads: dict = field(default_factory=lambda: db.ReadLog().to_dict())
+    software: dict = field(default_factory=dict)
     out: str | None = None
     seconds: dict = field(default_factory=dict)
     stats_only_rows: list = field(default_factory=list, repr=False)
@@ -274,6 +287,23 @@ def check_catalogue(engine: sa.Engine, catalogue: Catalogue) -> None:
         raise CatalogueMismatch(missing, differing)
 
 
+def choose_workers(requested: int | None, cluster_cpus: int) -> tuple[int, str]:
+    """The rater actors of a run on a Ray cluster offering `cluster_cpus` CPUs, and why (printed).
+
+    `requested` (--workers) is clamped to the cluster's CPUs (a rater reserves one); None: the
+    cluster's CPUs less SCAN_EVALUATE_CPUS, at least 1.
+    """
+    cpus = max(1, int(cluster_cpus))
+    if requested is None:
+        workers = max(1, cpus - SCAN_EVALUATE_CPUS)
+        kept = cpus - workers
+        return workers, (f"the Ray cluster's {cpus} CPUs" + (f" less {kept} for the scan and evaluate tasks" if kept
+                         else "") + "; set --workers to choose")
+    if requested > cpus:
+        return cpus, f"--workers {requested}, clamped to the Ray cluster's {cpus} CPUs"
+    return max(1, requested), f"--workers {requested}, of the Ray cluster's {cpus} CPUs"
+
+
 def _start_ray(config: BackfillConfig) -> bool:
     """Connect to Ray (the given address, a running instance, or a new local one). True if started here."""
     if ray.is_initialized():
@@ -299,6 +329,7 @@ def _stored_settings(config: BackfillConfig, catalogue_version: str) -> dict:
         "stats_fallback": config.stats_fallback,
         "catalogue_version": catalogue_version,
         "write_batch_rows": config.write_batch_rows,
+        "software": software.software_record(),  # the lock's digest and the engine versions it started on
     }
 
 
@@ -368,7 +399,8 @@ def run_backfill(config: BackfillConfig) -> RunSummary:
     """Run (or resume) the backfill described by `config` and return its summary.
 
     Raises ConfigError (CatalogueMismatch, RunStateError) before any shard starts for a run that cannot
-    be right, and DatabaseUnavailable when a write keeps failing (the run can then be resumed). Bad
+    be right, DatabaseUnavailable when a write keeps failing and RunLockLost when the run's lock is no
+    longer this process's (either way the run can then be resumed). Bad
     input inside the data (unknown beatmaps, bad maps, failed ratings) is counted in the summary, never
     raised; a shard whose reads fail is marked failed (resume retries it) and the run goes on.
     """
@@ -406,6 +438,7 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
 
     summary = RunSummary(database=db.mask_url(config.db_url), engine={}, dry_run=not config.apply, run_id=run_id,
                          resumed=config.resume)
+    summary.software = software.software_record()
     summary.stats_fallback = {"mode": "now" if config.stats_fallback else "report", "checked": read_stats,
                               "candidates": 0, "users": 0, "by_achievement": {}, "granted": 0}
     phase = time.perf_counter()
@@ -427,15 +460,18 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
     summary.scope = _describe_scope(config, users)
     summary.seconds["plan"] = time.perf_counter() - phase
 
-    with ledger.run_lock(engine, run_id) if config.apply else contextlib.nullcontext():
+    with ledger.run_lock(engine, run_id) if config.apply else contextlib.nullcontext() as lock:
         if config.apply and not config.resume:
             stored = {**_stored_settings(config, catalogue.version), "users": users}
-            ledger.create_run(engine, ledger.RunRecord(run_id, "run", "running", ledger.now(), as_of, stored), planned)
+            ledger.create_run(engine, ledger.RunRecord(run_id, "run", "running", ledger.now(), as_of, stored), planned,
+                              lock=lock)
             pause_point("plan")
         elif config.apply:
-            ledger.update_run(engine, run_id, status="running")
+            ledger.update_run(engine, run_id, status="running", lock=lock)
         try:
-            _process(config, engine, run_id, as_of, pending, read_stats, summary, log)
+            _process(config, engine, run_id, as_of, pending, read_stats, summary, log, lock=lock)
+        except RunLockLost:
+            raise  # another process may hold the run now: its record is left as it is, for --resume
         except BaseException:
             if config.apply:
                 _mark_failed(engine, run_id, summary)
@@ -447,7 +483,8 @@ def _run(config: BackfillConfig, engine: sa.Engine, started: float) -> RunSummar
             summary.status = "failed" if summary.shards_failed else "finished"
         _finish_summary(summary, log, started)
         if config.apply:
-            db.retrying(lambda: ledger.update_run(engine, run_id, status=summary.status, summary=summary.to_dict()),
+            db.retrying(lambda: ledger.update_run(engine, run_id, status=summary.status, summary=summary.to_dict(),
+                                                  lock=lock),
                         "store run summary", config.retry, log, config.db_url)
     return summary
 
@@ -498,6 +535,7 @@ class _Tally:
     max_rss: float = 0.0
     write_seconds: float = 0.0
     walls: Counter = field(default_factory=Counter)
+    reads: db.ReadLog = field(default_factory=db.ReadLog)
 
 
 class _ShardRunner:
@@ -506,18 +544,20 @@ class _ShardRunner:
 
     def __init__(self, config: BackfillConfig, engine: sa.Engine, run_id: str, as_of: int, read_stats: bool,
                  summary: RunSummary, log: db.RetryLog, raters: list, sink: _FileSink | None, bar: tqdm,
-                 tally: _Tally) -> None:
+                 tally: _Tally, lock: ledger.RunLock | None = None) -> None:
         self.config, self.engine, self.run_id, self.as_of = config, engine, run_id, as_of
         self.summary, self.log, self.raters, self.sink, self.bar, self.tally = summary, log, raters, sink, bar, tally
+        self.lock = lock  # the run's lock: every write transaction checks it is still held
         self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
                             read_stats, config.retry, config.samples_per_reason, config.engine)
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.rater_calls: list = []
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+        self.lookup_reads = None  # object ref of the lookups' ReadLog
 
     def track(self, shard: Shard, **values) -> None:
         if self.config.apply:
-            db.retrying(lambda: ledger.update_shard(self.engine, self.run_id, shard.index, **values),
+            db.retrying(lambda: ledger.update_shard(self.engine, self.run_id, shard.index, lock=self.lock, **values),
                         f"update progress of shard {shard.index}", self.config.retry, self.log, self.config.db_url)
 
     def fail(self, shard: Shard, exc: BaseException) -> None:
@@ -537,7 +577,7 @@ class _ShardRunner:
         queue, running = list(ranges), {}
         n = len(self.raters)
         if self.lookups is None:
-            self.lookups = read_lookups.remote(self.job)
+            *self.lookups, self.lookup_reads = read_lookups.remote(self.job)
         wave_ref = ray.put(wave)  # once, not once per range (a scoped wave lists its users)
         while queue or running:
             while queue and len(running) < self.in_flight:
@@ -557,6 +597,7 @@ class _ShardRunner:
                 return None
             self.tally.stage.update(outcome.seconds)
             self.tally.max_rss = max(self.tally.max_rss, outcome.max_rss_mb)
+            self.tally.reads.merge(outcome.reads)
             self.log.merge(outcome.retries)
             for position in range(len(wave)):
                 parts[position].append(refs[position])
@@ -613,7 +654,7 @@ class _ShardRunner:
                        db_retries=sum(outcome.retries.counts.values()))
             result = ledger.write_ledgered(
                 self.engine, self.run_id, rows, source="score", shard=shard.index,
-                batch_rows=config.write_batch_rows, retry=config.retry, log=self.log, url=config.db_url,
+                batch_rows=config.write_batch_rows, retry=config.retry, log=self.log, url=config.db_url, lock=self.lock,
             )
             summary.already_present += result.present
             self.track(shard, status="done", stage="written", finished_at=ledger.now())
@@ -630,8 +671,10 @@ def _process(
     read_stats: bool,
     summary: RunSummary,
     log: db.RetryLog,
+    lock: ledger.RunLock | None = None,
 ) -> None:
-    """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`)."""
+    """Evaluate the pending shards on Ray and write their grants as they arrive (fills `summary`); the
+    writes commit only while the run's `lock` is held."""
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     rater_stats: list[dict] = []
     tally = _Tally()
@@ -640,11 +683,21 @@ def _process(
         bounds = db.retrying(lambda: db.id_bounds(engine, config.tables), "read id bounds", config.retry, log,
                              config.db_url)
         summary.read_mode = choose_read(config.read, pending, bounds)
+        refused = db.connectorx_source(engine).refused
+        if refused:
+            print(f"reader: {db.mask_text(refused, config.db_url)}; reading with SQLAlchemy (slower)", flush=True)
         started_ray = _start_ray(config)
         summary.seconds["ray_start"] = time.perf_counter() - phase
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        workers = max(1, min(config.workers, cpus))
+        try:  # before any rater or shard starts: every node runs the driver's engine versions
+            nodes = software.check_nodes(summary.software["engine"])
+        except BaseException:
+            if started_ray:
+                ray.shutdown()
+            raise
+        summary.software["nodes"] = [{"address": n["address"], "lock_sha256": n["lock_sha256"]} for n in nodes]
+        workers, why = choose_workers(config.workers, int(ray.cluster_resources().get("CPU", 1)))
         summary.workers = workers
+        print(f"workers: {workers} raters ({why})", flush=True)
         raters = [RaterActor.remote(settings, index, workers) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
         try:
@@ -652,7 +705,8 @@ def _process(
             waves = plan_waves(pending, _wave_rows(config)) if ranges else [pending]
             summary.scan_ranges, summary.waves = len(ranges), len(waves)
             with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally)
+                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally,
+                                      lock)
                 for wave in waves:
                     parts = runner.scan(wave, ranges) if ranges else None
                     if ranges and parts is None:
@@ -660,6 +714,9 @@ def _process(
                     runner.wait_for_raters()
                     runner.evaluate(wave, parts)
             ray.get(runner.rater_calls)
+            if runner.lookup_reads is not None:
+                with contextlib.suppress(ray.exceptions.RayError):  # a failed read: its waves failed already
+                    tally.reads.merge(ray.get(runner.lookup_reads))
             ray.get([rater.flush.remote() for rater in raters])
             rater_stats = ray.get([rater.stats.remote() for rater in raters])
         finally:
@@ -693,6 +750,7 @@ def _process(
     summary.skipped = {reason: tally.skipped[reason] for reason in sorted(tally.skipped)}
     summary.skip_samples = [row for reason in sorted(tally.samples) for row in tally.samples[reason]]
     _summarize_stats_only(summary, tally.candidates)
+    summary.reads = tally.reads.to_dict()
     summary.out = str(config.out) if config.out is not None else None
     stage = tally.stage
     summary.seconds.update(
@@ -714,6 +772,7 @@ def _add_outcome(summary: RunSummary, outcome: ShardOutcome, tally: _Tally) -> N
     tally.stage.update(outcome.seconds)
     tally.skipped.update(outcome.skipped)
     tally.max_rss = max(tally.max_rss, outcome.max_rss_mb)
+    tally.reads.merge(outcome.reads)
     for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
         kept = tally.samples.setdefault(row["reason"], [])
         if len(kept) < SKIP_SAMPLES_PER_REASON:
