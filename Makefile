@@ -3,16 +3,32 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every package at one version, with its hashes (Linux x86_64, Python 3.11, test extras included): the
+# same software on every machine and Ray node. The cluster configs and deploy/Dockerfile install from it too.
+LOCK   := requirements.lock
+UV_VERSION := 0.13.9
 
-.PHONY: install demo test clean cluster-check cluster-up cluster-submit cluster-down
+.PHONY: install lock demo test clean cluster-check cluster-up cluster-submit cluster-down
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pip first (at the locked version and hashes: the venv's own pip is slower), then the lock, then the
+# project itself without dependencies (they all come from the lock).
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	sed -n '/^pip==/,/[^\\]$$/p' $(LOCK) > $(VENV)/pip.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/pip.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Regenerate the lock after changing dependencies in pyproject.toml or requirements.in (needs PyPI).
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile pyproject.toml requirements.in --extra test --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+	  --quiet -o $(LOCK)
 
 demo: install
 	$(BIN)/sr-backfill demo
@@ -21,7 +37,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .demo build *.egg-info
+	rm -rf $(VENV) .venv-lock .demo build *.egg-info
 
 # --- Ray cluster (see ray-cluster.yaml and docs/RUNBOOK.md) -----------------------------------------
 CLUSTER_YAML ?= ray-cluster.yaml

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cluster import db, ledger
+from cluster import db, ledger, software
 from cluster.errors import ClusterError, ConfigError, RunStateError
 from cluster.schema import SCORE_TABLES
 from cluster.scope import ALL_USERS, Scope
@@ -43,7 +43,8 @@ class BackfillConfig:
     apply:         insert grants into users_achievements (recorded in the ledger); otherwise write
                    nothing to the database.
     out:           dry-run file for the grants (.parquet or .csv), optional; rows sorted by OUT_ORDER.
-    workers:       rater actors (processes); clamped to the Ray cluster's CPUs.
+    workers:       rater actors (processes); clamped to the Ray cluster's CPUs; None: the cluster's CPUs
+                   less SCAN_EVALUATE_CPUS (cluster.execute.choose_workers).
     shard_rows:    target score rows per shard.
     engine:        SR engine name (sr.engine.engine_named).
     ray_address:   an existing Ray cluster; None: a new local instance.
@@ -76,7 +77,7 @@ class BackfillConfig:
     osu_location: str | None
     apply: bool = False
     out: Path | None = None
-    workers: int = 2
+    workers: int | None = None
     shard_rows: int = 100_000
     engine: str = DEFAULT_ENGINE
     tables: tuple[str, ...] = SCORE_TABLES
@@ -114,6 +115,8 @@ class RunContext:
     record:     the stored run being resumed (cluster.ledger.RunRecord), else None.
     tables:     the database's table names; read_stats: whether shards read user_stats.
     left_out:   catalogue ids this database's less_achievements lacks, left out of the run (cluster.prepare).
+    lock:       an applied run's lock while it is held (cluster.ledger.RunLock, set by cluster.prepare):
+                every write transaction of the run checks it is still held.
     started:    time.perf_counter() when the run started (for the summary's seconds).
     """
 
@@ -126,6 +129,7 @@ class RunContext:
     tables: frozenset[str] = frozenset()
     read_stats: bool = False
     left_out: tuple[int, ...] = ()
+    lock: ledger.RunLock | None = None
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -240,6 +244,7 @@ def stored_settings(config: BackfillConfig, catalogue_version: str) -> dict:
         "stats_fallback": config.stats_fallback,
         "catalogue_version": catalogue_version,
         "write_batch_rows": config.write_batch_rows,
+        "software": software.software_record(),  # the lock's digest and the engine versions it started on
     }
 
 

@@ -12,6 +12,7 @@ or an error message.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +59,7 @@ STATS_ARROW_SCHEMA = pa.schema(
 GRANT_COLUMNS = ("user_id", "achievement_id", "mode", "created_at")
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 # Credentials: sr.masking is the one masker; the cluster layer reaches it as db.mask_url / db.mask_text.
 
@@ -343,39 +345,141 @@ def _batches(result: sa.CursorResult, schema: pa.Schema, batch_rows: int) -> Ite
 
 READER_ENV = "SR_BACKFILL_READER"  # "sqlalchemy" forces the row-streaming reader
 
+# MySQL URL options (PyMySQL's, as SQLAlchemy passes them) and what ConnectorX does with them. ConnectorX
+# 0.4 hands its URL to the Rust `mysql` crate (25.x), which takes no TLS settings from a URL (it would
+# connect in plain text), always talks utf8mb4, and rejects options it does not know; so the options are
+# checked here and never silently dropped.
+CONNECTORX_CHARSETS = ("utf8mb4", "utf8", "utf8mb3")  # what its utf8mb4 connection returns alike
+CONNECTORX_INERT_OPTIONS = ("local_infile", "connect_timeout", "read_timeout", "write_timeout", "program_name")
+"""Options that change neither what a SELECT returns nor how the connection is secured: ignored."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorxSource:
+    """How `read_arrow` reads from an engine: `url` for ConnectorX (None: the SQLAlchemy reader), and
+    `refused`, why ConnectorX cannot honour the engine's URL (None when it can, or when the SQLAlchemy
+    reader is chosen on purpose: SR_BACKFILL_READER=sqlalchemy, an in-memory SQLite database). The
+    reason names options, never their values or credentials."""
+
+    url: str | None = field(repr=False)  # holds the password
+    refused: str | None = None
+
+
+def connectorx_source(engine: sa.Engine) -> ConnectorxSource:
+    """Whether ConnectorX can read from `engine` exactly as its SQLAlchemy connections would.
+
+    MySQL/MariaDB: refused for TLS options (`ssl_*`), a charset other than utf8mb4/utf8, and any option
+    it cannot apply (e.g. `init_command`); CONNECTORX_INERT_OPTIONS are ignored. SQLite: a file database.
+    """
+    if os.environ.get(READER_ENV) == "sqlalchemy":
+        return ConnectorxSource(None)
+    url = engine.url
+    backend = url.get_backend_name()
+    if backend not in ("mysql", "mariadb", "sqlite"):
+        return ConnectorxSource(None)
+    if backend == "sqlite" and (not url.database or url.database == ":memory:"):
+        return ConnectorxSource(None)
+    if connectorx is None:
+        return ConnectorxSource(None, "ConnectorX is not installed")
+    if backend == "sqlite":
+        return ConnectorxSource(f"sqlite://{Path(url.database).resolve()}")
+    tls, other, charset = [], [], None
+    for key, value in url.query.items():
+        value = value[-1] if isinstance(value, tuple) else value
+        if key.startswith("ssl"):
+            tls.append(key)
+        elif key == "charset":
+            charset = None if str(value).lower() in CONNECTORX_CHARSETS else str(value)
+        elif key not in CONNECTORX_INERT_OPTIONS:
+            other.append(key)
+    reasons = []
+    if tls:
+        reasons.append(f"TLS options ({', '.join(sorted(tls))}): its MySQL driver takes no TLS settings from a URL "
+                       "and would connect without TLS")
+    if charset:
+        reasons.append(f"charset {charset}: its MySQL driver always uses utf8mb4")
+    if other:
+        reasons.append(f"options it cannot apply ({', '.join(sorted(other))})")
+    if reasons:
+        return ConnectorxSource(None, "ConnectorX refused: " + "; ".join(reasons))
+    return ConnectorxSource(url.set(drivername="mysql", query={}).render_as_string(hide_password=False))
+
+
+@dataclass(slots=True)
+class ReadLog:
+    """The readers that produced `read_arrow`'s tables: `readers` counts tables by reader ("connectorx",
+    "sqlalchemy"); `fallbacks` counts the reads ConnectorX should have served but did not, by reason
+    (refused for the URL, or failed: the error's type), with up to `keep` `samples` {reason, detail}
+    (credentials masked). Merged from every task into a run's report."""
+
+    keep: int = 10
+    readers: Counter = field(default_factory=Counter)
+    fallbacks: Counter = field(default_factory=Counter)
+    samples: list[dict] = field(default_factory=list)
+
+    def fallback(self, reason: str, detail: str = "") -> None:
+        self.fallbacks[reason] += 1
+        if len(self.samples) < self.keep:
+            self.samples.append({"reason": reason, "detail": detail[:300]})
+
+    def merge(self, other: ReadLog) -> None:
+        """Add another log's counts and samples (up to `keep`)."""
+        self.readers.update(other.readers)
+        self.fallbacks.update(other.fallbacks)
+        self.samples.extend(other.samples[: max(0, self.keep - len(self.samples))])
+
+    def to_dict(self) -> dict:
+        return {"connectorx": self.readers["connectorx"], "sqlalchemy": self.readers["sqlalchemy"],
+                "fallbacks": dict(sorted(self.fallbacks.items())), "samples": list(self.samples)}
+
+
+_REFUSALS_LOGGED: set[str] = set()
+
 
 def _connectorx_url(engine: sa.Engine) -> str | None:
-    """The engine's URL as ConnectorX wants it, or None where ConnectorX is not used."""
-    if os.environ.get(READER_ENV) == "sqlalchemy" or connectorx is None:
-        return None
-    url = engine.url
-    if url.get_backend_name() in ("mysql", "mariadb"):
-        return url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return f"sqlite://{Path(url.database).resolve()}"
-    return None
+    """The engine's URL as ConnectorX wants it, or None where ConnectorX is not used (`connectorx_source`)."""
+    return connectorx_source(engine).url
 
 
-def read_arrow(engine: sa.Engine, query: sa.Select, schema: pa.Schema, batch_rows: int = 50_000) -> pa.Table:
+def read_arrow(
+    engine: sa.Engine, query: sa.Select, schema: pa.Schema, batch_rows: int = 50_000, reads: ReadLog | None = None
+) -> pa.Table:
     """Run a SELECT and return its rows as an Arrow table of `schema` (columns in query order).
 
-    Through ConnectorX where it serves the dialect (MySQL/MariaDB, SQLite): Arrow-native, measured
-    ~5x faster than streaming rows through PyMySQL. Otherwise, or if ConnectorX fails, SQLAlchemy
-    streams the rows in batches of `batch_rows`; its errors are SQLAlchemy's (cluster.db.retrying
-    classifies them).
+    Through ConnectorX where it serves the dialect and can honour the URL (`connectorx_source`):
+    Arrow-native, measured ~5x faster than streaming rows through PyMySQL. Otherwise, or if ConnectorX
+    fails, SQLAlchemy streams the rows in batches of `batch_rows`; its errors are SQLAlchemy's
+    (cluster.db.retrying classifies them). Every read is counted in `reads` by the reader that produced
+    the table, and every fallback by its reason; a failure is logged (warning) each time, a refusal once
+    per process and reason.
     """
-    url = _connectorx_url(engine)
-    if url is not None:
+    source = connectorx_source(engine)
+    if source.url is not None:
         sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
         try:
-            table = connectorx.read_sql(url, sql, return_type="arrow")
-        except Exception:  # any ConnectorX failure: the SQLAlchemy reader below answers or raises
-            pass
+            table = connectorx.read_sql(source.url, sql, return_type="arrow")
+        except Exception as exc:  # noqa: BLE001 - any ConnectorX failure: logged, counted, then the reader below
+            reason = f"ConnectorX failed: {type(exc).__name__}"
+            detail = mask_text(str(exc), engine.url)
+            _LOG.warning("%s (%s); reading with SQLAlchemy", reason, detail[:300])
+            if reads is not None:
+                reads.fallback(reason, detail)
         else:
+            if reads is not None:
+                reads.readers["connectorx"] += 1
             return table.rename_columns(schema.names).cast(schema)
+    elif source.refused is not None:
+        if source.refused not in _REFUSALS_LOGGED:
+            _REFUSALS_LOGGED.add(source.refused)
+            _LOG.warning("%s; reading with SQLAlchemy", source.refused)
+        if reads is not None:
+            reads.fallback(source.refused)
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True).execute(query)
-        return pa.Table.from_batches(list(_batches(result, schema, batch_rows)), schema=schema)
+        table = pa.Table.from_batches(list(_batches(result, schema, batch_rows)), schema=schema)
+    if reads is not None:
+        reads.readers["sqlalchemy"] += 1
+    return table
 
 
 def read_shard_scores(
@@ -385,31 +489,35 @@ def read_shard_scores(
     tables: Sequence[str] = SCORE_TABLES,
     batch_rows: int = 50_000,
     user_ids: Sequence[int] | None = None,
+    reads: ReadLog | None = None,
 ) -> tuple[pa.Table, dict[str, int]]:
     """All rows of the given score tables for users in [user_lo, user_hi] (and in `user_ids` when
-    given), as Arrow (`read_arrow`: ConnectorX, else streamed batches).
+    given), as Arrow (`read_arrow`: ConnectorX, else streamed batches; counted in `reads`).
 
     Returns (table in SCORE_ARROW_SCHEMA, rows read per table name).
     """
-    parts = [read_arrow(engine, select_shard_scores(name, user_lo, user_hi, user_ids), SCORE_ARROW_SCHEMA, batch_rows)
+    parts = [read_arrow(engine, select_shard_scores(name, user_lo, user_hi, user_ids), SCORE_ARROW_SCHEMA, batch_rows,
+                        reads)
              for name in tables]
     rows_read = {name: part.num_rows for name, part in zip(tables, parts)}
     return pa.concat_tables(parts) if parts else SCORE_ARROW_SCHEMA.empty_table(), rows_read
 
 
-def read_range_rows(engine: sa.Engine, name: str, id_lo: int, id_hi: int, batch_rows: int = 50_000) -> pa.Table:
+def read_range_rows(
+    engine: sa.Engine, name: str, id_lo: int, id_hi: int, batch_rows: int = 50_000, reads: ReadLog | None = None
+) -> pa.Table:
     """The rows of score table `name` with id_lo <= id <= id_hi (`select_range_rows`), as Arrow in
-    SCAN_ARROW_SCHEMA (`read_arrow`: ConnectorX, else streamed batches)."""
-    return read_arrow(engine, select_range_rows(name, id_lo, id_hi), SCAN_ARROW_SCHEMA, batch_rows)
+    SCAN_ARROW_SCHEMA (`read_arrow`: ConnectorX, else streamed batches; counted in `reads`)."""
+    return read_arrow(engine, select_range_rows(name, id_lo, id_hi), SCAN_ARROW_SCHEMA, batch_rows, reads)
 
 
-def read_lookups(engine: sa.Engine) -> tuple[pa.Table, pa.Table]:
+def read_lookups(engine: sa.Engine, reads: ReadLog | None = None) -> tuple[pa.Table, pa.Table]:
     """The tables a scan joins its rows to: beatmaps (BEATMAP_LOOKUP_SCHEMA: beatmap_md5, beatmap_id,
-    ranked) and users (USER_LOOKUP_SCHEMA: id, privileges), whole."""
+    ranked) and users (USER_LOOKUP_SCHEMA: id, privileges), whole (counted in `reads`)."""
     return (
         read_arrow(engine, sa.select(beatmaps.c.beatmap_md5, beatmaps.c.beatmap_id, beatmaps.c.ranked),
-                   BEATMAP_LOOKUP_SCHEMA),
-        read_arrow(engine, sa.select(users.c.id, users.c.privileges), USER_LOOKUP_SCHEMA),
+                   BEATMAP_LOOKUP_SCHEMA, reads=reads),
+        read_arrow(engine, sa.select(users.c.id, users.c.privileges), USER_LOOKUP_SCHEMA, reads=reads),
     )
 
 

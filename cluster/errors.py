@@ -3,8 +3,10 @@
 #     CatalogueMismatch            less_achievements names a catalogue id with another `file`, or lacks one asked for
 #     RunStateError                a run id that is unknown, already taken, finished, rolled back or in use
 #     ScanPlanError                the scan plan would read a non-empty score table as empty or short
+#     SoftwareMismatch             a Ray node runs other versions of the engine packages than the driver
 #   LedgerReadBack                 the ids a write batch inserted could not all be read back: the batch is not committed
 #   ScanShort                      a shard read fewer rows of a table than its users held: nothing of it written
+#   RunLockLost                    the process no longer holds its run's lock: the run stopped (resumable)
 #   DatabaseUnavailable            a retryable database error (lost connection, deadlock, lock wait) outlived its retries
 #   ConsolidationNotVerified       a mode 7 row has no mode 8 counterpart after the copy: nothing was deleted
 """Errors of the cluster layer (database I/O, runs, ledger, shards).
@@ -31,25 +33,34 @@ class CatalogueMismatch(ConfigError):
     `--achievements` (a run over the whole catalogue leaves such ids out instead).
 
     `missing` are the asked-for ids absent from the table; `differing` maps id -> (catalogue file,
-    table file).
+    table file). The message names at most `SHOWN` ids of each kind and the counts; the attributes hold
+    them all.
     """
+
+    SHOWN = 5
 
     def __init__(self, missing: tuple[int, ...], differing: dict[int, tuple[str, str]]) -> None:
         self.missing = missing
         self.differing = differing
         parts = []
         if missing:
-            parts.append(f"missing from less_achievements: ids {list(missing)}")
+            parts.append(f"missing from less_achievements: {_some(sorted(missing), self.SHOWN)}")
         if differing:
-            shown = ", ".join(f"{i} (catalogue {c!r}, table {t!r})" for i, (c, t) in sorted(differing.items()))
-            parts.append(f"different `file`: {shown}")
-        ids = sorted(set(missing) | set(differing))
-        super().__init__(f"catalogue check failed for ids {ids}: " + "; ".join(parts))
+            ids = sorted(differing)
+            shown = ", ".join(f"{i} (catalogue {differing[i][0]!r}, table {differing[i][1]!r})" for i in ids[: self.SHOWN])
+            more = f" and {len(ids) - self.SHOWN} more" if len(ids) > self.SHOWN else ""
+            parts.append(f"different `file` ({len(ids)}): {shown}{more}")
+        super().__init__(f"catalogue check failed for {_some(list(self.ids), self.SHOWN)}: " + "; ".join(parts))
 
     @property
     def ids(self) -> tuple[int, ...]:
         """Every differing id, ascending."""
         return tuple(sorted(set(self.missing) | set(self.differing)))
+
+
+def _some(ids: list[int], shown: int) -> str:
+    """The first `shown` ids and the count: "ids [1, 2, 3] and 93 more (96 in all)"."""
+    return f"ids {ids[:shown]}" + (f" and {len(ids) - shown} more" if len(ids) > shown else "") + f" ({len(ids)} in all)"
 
 
 class RunStateError(ConfigError):
@@ -90,6 +101,31 @@ class ScanShort(ClusterError):
         super().__init__(
             f"shard {shard} read {read} rows of {table}, its users held {expected} rows when the run planned: "
             "nothing of the shard was written (resume the run with --resume)")
+
+
+class SoftwareMismatch(ConfigError):
+    """Some Ray node reports other versions of the engine packages (cluster.software.ENGINE_PACKAGES)
+    than the driver: nodes set up on different days. `differences` holds one line per (node, package),
+    e.g. "node 10.0.0.5: polars 1.30.0 (driver 1.31.0)". Raised before any rater or shard starts."""
+
+    def __init__(self, differences: list[str]) -> None:
+        self.differences = differences
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        super().__init__(f"Ray nodes run other engine versions than the driver: {shown} "
+                         "(install every node from requirements.lock: make install, or the cluster setup commands)")
+
+
+class RunLockLost(ClusterError):
+    """The run's lock (a MySQL named lock held on a connection of its own) is no longer this process's:
+    its connection was closed or killed, or another session holds it now. The run stops before its next
+    write transaction and leaves its record as it is, for `--resume`. `run_id` names it; `detail` says
+    what was found."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        self.run_id = run_id
+        self.detail = detail
+        super().__init__(f"run {run_id}: lost its run lock ({detail}); stopped before the next write: "
+                         f"resume it with --run-id {run_id} --resume")
 
 
 class DatabaseUnavailable(ClusterError):

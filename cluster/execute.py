@@ -14,6 +14,8 @@ users held when the run planned is failed unwritten (ScanShort): no table is pas
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,9 +29,9 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import ledger
+from cluster import db, ledger, software
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
-from cluster.errors import ClusterError, DatabaseUnavailable, ScanShort
+from cluster.errors import ClusterError, DatabaseUnavailable, RunLockLost, ScanShort
 from cluster.governor import GovernorActor, WriteLimits
 from cluster.pauses import pause_env
 from cluster.plan import RunPlan
@@ -42,6 +44,10 @@ from conditions.catalogue import FAMILIES
 from conditions.evaluate import GRANT_SCHEMA
 
 GRANT_ARROW_SCHEMA = pa.schema([(name, pa.int64()) for name in GRANT_SCHEMA])
+# CPUs the default --workers leaves to the scan and shard (evaluate) tasks and the writers: those tasks
+# reserve no CPU in Ray (they mostly wait on the database and the raters), but their polars work and the
+# writes need about a core of their own (docs/SCALING.md, cost model).
+SCAN_EVALUATE_CPUS = 1
 SCANNED_ROW_BYTES = 250  # object-store bytes of one scanned row (SCORE_ARROW_SCHEMA), for sizing waves
 OUT_ORDER = ("user_id", "mode", "achievement_id")
 """The row order of a dry run's grants file, whatever order the shards finish in."""
@@ -65,7 +71,8 @@ class Tally:
     by reason. max_rss: the tasks' peak RSS (MB). walls: the driver's phase seconds (ray_start,
     scan_wall, rate_wall, evaluate_wall, shards; write: the seconds in which at least one write was in
     flight). rater_stats: each rater's
-    `RaterActor.stats()`.
+    `RaterActor.stats()`. reads: the readers of every read and ConnectorX fallbacks (cluster.db.ReadLog).
+    nodes: the Ray nodes that reported the driver's engine versions (cluster.software).
     """
 
     workers: int = 0
@@ -94,6 +101,8 @@ class Tally:
     max_rss: float = 0.0
     walls: Counter = field(default_factory=Counter)
     rater_stats: list = field(default_factory=list)
+    reads: db.ReadLog = field(default_factory=db.ReadLog)
+    nodes: list = field(default_factory=list)
 
     def add(self, outcome: ShardOutcome) -> None:
         """Add one evaluated shard's counts (its grants are written separately)."""
@@ -108,6 +117,7 @@ class Tally:
         self.stage.update(outcome.seconds)
         self.skipped.update(outcome.skipped)
         self.max_rss = max(self.max_rss, outcome.max_rss_mb)
+        self.reads.merge(outcome.reads)
         for row in (outcome.skip_samples.to_pylist() if outcome.skip_samples is not None else ()):
             kept = self.samples.setdefault(row["reason"], [])
             kept.append({"reason": row["reason"], "table": row["source"], "score_id": row["score_id"],
@@ -125,10 +135,21 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     if not plan.pending:
         return tally
     config = ctx.config
+    refused = db.connectorx_source(ctx.db.engine).refused
+    if refused:
+        print(f"reader: {ctx.db.mask(refused)}; reading with SQLAlchemy (slower)", flush=True)
     phase = time.perf_counter()
     started_ray = _start_ray(config)
     tally.walls["ray_start"] = time.perf_counter() - phase
-    tally.workers = max(1, min(config.workers, int(ray.cluster_resources().get("CPU", 1))))
+    try:  # before any rater or shard starts: every node runs the driver's engine versions
+        nodes = software.check_nodes()
+    except BaseException:
+        if started_ray:
+            ray.shutdown()
+        raise
+    tally.nodes = [{"address": n["address"], "lock_sha256": n["lock_sha256"]} for n in nodes]
+    tally.workers, why = choose_workers(config.workers, int(ray.cluster_resources().get("CPU", 1)))
+    print(f"workers: {tally.workers} raters ({why})", flush=True)
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     raters = [RaterActor.remote(settings, index, tally.workers) for index in range(tally.workers)]
     writers, governor = _start_writers(ctx, tally) if ctx.apply else ([], None)
@@ -142,6 +163,7 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
                 execution.run_wave(wave)
             execution.collect_writes(until=0)
             tally.rater_stats = execution.finish_raters()
+            execution.collect_lookup_reads()
     finally:
         if sink is not None:
             sink.close()
@@ -159,8 +181,26 @@ def _start_writers(ctx: RunContext, tally: Tally) -> tuple[list, object]:
     config = ctx.config
     governor = GovernorActor.remote(WriteLimits(batch_rows=config.write_batch_rows))
     tally.writers = config.writers or default_writers()
-    settings = WriterSettings(config.db_url, ctx.run_id, config.write_batch_rows, config.retry)
+    token = ctx.lock.token() if ctx.lock is not None else None
+    settings = WriterSettings(config.db_url, ctx.run_id, config.write_batch_rows, config.retry, token)
     return start_writers(settings, tally.writers, governor, pause_env()), governor
+
+
+def choose_workers(requested: int | None, cluster_cpus: int) -> tuple[int, str]:
+    """The rater actors of a run on a Ray cluster offering `cluster_cpus` CPUs, and why (printed).
+
+    `requested` (--workers) is clamped to the cluster's CPUs (a rater reserves one); None: the
+    cluster's CPUs less SCAN_EVALUATE_CPUS, at least 1.
+    """
+    cpus = max(1, int(cluster_cpus))
+    if requested is None:
+        workers = max(1, cpus - SCAN_EVALUATE_CPUS)
+        kept = cpus - workers
+        return workers, (f"the Ray cluster's {cpus} CPUs" + (f" less {kept} for the scan and evaluate tasks" if kept
+                         else "") + "; set --workers to choose")
+    if requested > cpus:
+        return cpus, f"--workers {requested}, clamped to the Ray cluster's {cpus} CPUs"
+    return max(1, requested), f"--workers {requested}, of the Ray cluster's {cpus} CPUs"
 
 
 def _start_ray(config: BackfillConfig) -> bool:
@@ -171,7 +211,8 @@ def _start_ray(config: BackfillConfig) -> bool:
         ray.init(address=config.ray_address, log_to_driver=False)
     else:
         # a new local instance, even when another cluster runs on this machine (use --ray-address for one)
-        ray.init(address="local", num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=config.workers or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False)
     return True
 
 
@@ -224,6 +265,7 @@ class _Execution:
         self.expected = plan.expected_rows()
         self.rater_calls: list = []
         self.lookups: list | None = None  # object refs of the beatmaps and users lookups (read once per run)
+        self.lookup_reads = None  # object ref of the lookups' ReadLog
         self.writes: dict = {}  # write ref -> shard, in flight at the writers
         self.next_writer = 0
         self.writing_since: float | None = None  # when writes went from none in flight to some
@@ -245,7 +287,7 @@ class _Execution:
         parts: list[list] = [[] for _ in wave]
         queue, running = list(self.plan.ranges), {}
         if self.lookups is None:
-            self.lookups = read_lookups.remote(self.job)
+            *self.lookups, self.lookup_reads = read_lookups.remote(self.job)
         wave_ref = ray.put(wave)  # once, not once per range (a scoped wave lists its users)
         while queue or running:
             while queue and len(running) < self.in_flight:
@@ -264,6 +306,7 @@ class _Execution:
                 return None
             self.tally.stage.update(outcome.seconds)
             self.tally.max_rss = max(self.tally.max_rss, outcome.max_rss_mb)
+            self.tally.reads.merge(outcome.reads)
             self.ctx.db.log.merge(outcome.retries)
             for position, rows in enumerate(refs.shard_rows):
                 parts[position].append(rows)
@@ -346,8 +389,8 @@ class _Execution:
 
     def collect_writes(self, until: int) -> None:
         """Take the finished writes; wait while more than `until` are in flight (0: wait for all).
-        Raises DatabaseUnavailable (a batch kept failing: the run stops, resumable); a writer lost for
-        good fails its shard."""
+        Raises DatabaseUnavailable (a batch kept failing) and RunLockLost (the driver no longer holds the
+        run's lock): the run stops, resumable. A writer lost for good fails its shard."""
         while self.writes:
             ready, _ = ray.wait(list(self.writes), num_returns=1, timeout=None if len(self.writes) > until else 0)
             if not ready:
@@ -356,8 +399,8 @@ class _Execution:
             try:
                 result: WriteOutcome = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, DatabaseUnavailable):
-                    raise exc.cause from None
+                if isinstance(exc.cause, (DatabaseUnavailable, RunLockLost)):
+                    raise exc.cause from None  # the run stops (resumable)
                 self.fail(shard, exc)
             except RAY_ERRORS as exc:
                 self.fail(shard, exc)
@@ -407,7 +450,13 @@ class _Execution:
                                         eligible=eligible, grants=grants, skipped=skipped, db_retries=db_retries)
         database.retrying(f"update progress of shard {shard.index}",
                           lambda: ledger.update_shard(database.engine, self.ctx.run_id, shard.index, update,
-                                                      attempt=attempt))
+                                                      attempt=attempt, lock=self.ctx.lock))
+
+    def collect_lookup_reads(self) -> None:
+        """Add the beatmaps and users lookups' readers to the tally (a scan run reads them once)."""
+        if self.lookup_reads is not None:
+            with contextlib.suppress(ray.exceptions.RayError):  # a failed read: its waves failed already
+                self.tally.reads.merge(ray.get(self.lookup_reads))
 
     def finish_raters(self) -> list[dict]:
         """Wait for the raters' last calls, add their new ratings to the SR cache, return their stats."""

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from cluster import ledger
+from cluster import db, ledger, software
 from cluster.context import RunContext
 from cluster.execute import Tally
 from cluster.plan import RunPlan
@@ -42,6 +42,10 @@ class RunSummary:
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
     total_hits); not part of `to_dict`.
+    reads: tables read by each reader (connectorx, sqlalchemy) and ConnectorX fallbacks by reason, with
+    samples (cluster.db.ReadLog.to_dict).
+    software: the driver's lock file digest and engine versions (cluster.software.software_record) and
+    the Ray nodes that reported the same versions (address, lock_sha256).
     writes: how an applied run wrote: writers, grants sent to them, batches committed, seconds in which a
     write was in flight, grants written per such second, seconds held by the write governor by reason.
     left_out: achievement ids of the catalogue this database's less_achievements lacks (not evaluated).
@@ -87,6 +91,8 @@ class RunSummary:
     out: str | None = None
     seconds: dict = field(default_factory=dict)
     writes: dict = field(default_factory=dict)
+    reads: dict = field(default_factory=lambda: db.ReadLog().to_dict())
+    software: dict = field(default_factory=dict)
     left_out: list = field(default_factory=list)
     not_granted: list = field(default_factory=list)
     stats_only_rows: list = field(default_factory=list, repr=False)
@@ -119,6 +125,8 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
         "throttled_seconds": {reason: round(seconds, 3) for reason, seconds in sorted(tally.throttled.items())},
     }
     summary.left_out = list(ctx.left_out)
+    summary.reads = tally.reads.to_dict()
+    summary.software = {**software.software_record(), "nodes": tally.nodes}
     evaluated = set(ctx.catalogue.by_id)
     summary.not_granted = [
         {"achievement_id": item.id, "file": item.file, "reason": item.detail,
@@ -138,7 +146,7 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
     summary.seconds = {name: round(value, 3) for name, value in summary.seconds.items()}
     if ctx.apply:
         database.retrying("store run summary", lambda: ledger.update_run(
-            database.engine, ctx.run_id, status=summary.status, summary=summary.to_dict()))
+            database.engine, ctx.run_id, status=summary.status, summary=summary.to_dict(), lock=ctx.lock))
     return summary
 
 

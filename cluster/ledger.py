@@ -30,6 +30,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,7 +43,7 @@ from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Stri
 from sqlalchemy.dialects import mysql
 
 from cluster import db
-from cluster.errors import LedgerReadBack, RunStateError
+from cluster.errors import LedgerReadBack, RunLockLost, RunStateError
 from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
 from cluster.schema import users_achievements
@@ -228,10 +229,11 @@ class ShardProgress:
     error: str | None
 
 
-def create_run(engine: sa.Engine, record: RunRecord, planned: Sequence[Shard] = ()) -> None:
-    """Store a new run and its shard plan (with each scoped shard's users) in one transaction.
+def create_run(engine: sa.Engine, record: RunRecord, planned: Sequence[Shard] = (), lock: RunLock | None = None) -> None:
+    """Store a new run and its shard plan (with each scoped shard's users) in one transaction (checked
+    against the run's `lock` before it commits, when given).
 
-    Raises RunStateError if the run id is taken.
+    Raises RunStateError if the run id is taken, RunLockLost if `lock` is no longer held.
     """
     stamp = now()
     with engine.begin() as conn:
@@ -259,6 +261,8 @@ def create_run(engine: sa.Engine, record: RunRecord, planned: Sequence[Shard] = 
         ]
         for start in range(0, len(members), 5000):
             conn.execute(sa.insert(run_users), members[start : start + 5000])
+        if lock is not None:
+            lock.check(conn)
 
 
 def load_run(engine: sa.Engine, run_id: str) -> RunRecord | None:
@@ -289,8 +293,11 @@ def list_runs(engine: sa.Engine) -> list[RunRecord]:
     ]
 
 
-def update_run(engine: sa.Engine, run_id: str, status: str | None = None, summary: dict | None = None) -> None:
-    """Set a run's status and/or summary; a terminal status (finished, failed, rolled_back) sets finished_at."""
+def update_run(
+    engine: sa.Engine, run_id: str, status: str | None = None, summary: dict | None = None, lock: RunLock | None = None
+) -> None:
+    """Set a run's status and/or summary; a terminal status (finished, failed, rolled_back) sets finished_at.
+    With the run's `lock`, the transaction commits only while the lock is held (else RunLockLost)."""
     values: dict = {"updated_at": now()}
     if status is not None:
         values["status"] = status
@@ -300,6 +307,8 @@ def update_run(engine: sa.Engine, run_id: str, status: str | None = None, summar
         values["summary"] = json.dumps(summary, sort_keys=True, default=str)
     with engine.begin() as conn:
         conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
+        if lock is not None:
+            lock.check(conn)
 
 
 def load_shards(engine: sa.Engine, run_id: str) -> list[ShardProgress]:
@@ -349,13 +358,19 @@ class ShardUpdate:
         return out
 
 
-def update_shard(engine: sa.Engine, run_id: str, index: int, update: ShardUpdate, *, attempt: bool = False) -> None:
-    """Set the progress columns of one shard (`update`); `attempt=True` also counts one more attempt."""
+def update_shard(
+    engine: sa.Engine, run_id: str, index: int, update: ShardUpdate, *, attempt: bool = False,
+    lock: RunLock | LockToken | None = None,
+) -> None:
+    """Set the progress columns of one shard (`update`); `attempt=True` also counts one more attempt.
+    With the run's `lock`, the transaction commits only while the lock is held (else RunLockLost)."""
     values = {**update.values(), "updated_at": now()}
     if attempt:
         values["attempts"] = shards.c.attempts + 1
     with engine.begin() as conn:
         conn.execute(sa.update(shards).where((shards.c.run_id == run_id) & (shards.c.shard == index)).values(**values))
+        if lock is not None:
+            lock.check(conn)
 
 
 def run_lock_name(engine: sa.Engine, run_id: str) -> str:
@@ -365,29 +380,119 @@ def run_lock_name(engine: sa.Engine, run_id: str) -> str:
     return f"srb:{digest}"
 
 
-@contextmanager
-def run_lock(engine: sa.Engine, run_id: str) -> Iterator[None]:
-    """Hold the run's lock while the block runs, so that no two processes work on one run.
+class RunLock:
+    """A run's lock as held by this process (`run_lock`): a MySQL/MariaDB named lock (GET_LOCK) on a
+    connection of its own, kept alive, and checked by every write transaction of the run.
 
-    MySQL/MariaDB: a named lock (GET_LOCK) on a connection of its own, released when the block ends or
-    the process dies. SQLite: nothing (one writer at a time anyway). Raises RunStateError if another
-    session holds the lock.
+    The server frees a named lock when its connection ends, and it ends an idle connection after
+    `wait_timeout` seconds: a thread pings the lock's connection every `interval` seconds (a quarter of
+    its wait_timeout, at most a minute), asking whether it still holds the lock. `check(conn)`, called
+    inside a write transaction just before it commits, raises RunLockLost unless the lock's holder is
+    still this connection (IS_USED_LOCK = its connection id): a lock freed by a killed or timed-out
+    connection, or taken since by another session, stops the run before it writes again. On SQLite
+    (one writer at a time anyway) there is no lock and `check` does nothing.
     """
-    if engine.dialect.name not in ("mysql", "mariadb"):
-        yield
-        return
-    conn = engine.connect()
-    try:
-        got = conn.execute(sa.select(sa.func.get_lock(run_lock_name(engine, run_id), 0))).scalar()
+
+    def __init__(self, run_id: str, name: str | None = None, conn: sa.Connection | None = None) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.connection_id: int | None = None
+        self.interval = 60.0
+        self.lost: str | None = None  # why the keep-alive found the lock gone (None: held as far as it knows)
+        self._conn = conn
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _acquire(self) -> None:
+        conn = self._conn
+        got = conn.execute(sa.select(sa.func.get_lock(self.name, 0))).scalar()
         if got != 1:
-            raise RunStateError(run_id, "another process is working on this run")
-        yield
-    finally:
+            raise RunStateError(self.run_id, "another process is working on this run")
+        self.connection_id, wait_timeout = conn.execute(sa.text("SELECT CONNECTION_ID(), @@SESSION.wait_timeout")).one()
+        self.interval = max(0.2, min(60.0, float(wait_timeout) / 4))
+        conn.rollback()  # end the read's transaction: the connection idles outside one
+        self._thread = threading.Thread(target=self._keep_alive, name=f"run-lock-{self.run_id}", daemon=True)
+        self._thread.start()
+
+    def _keep_alive(self) -> None:
+        query = sa.select(sa.func.is_used_lock(self.name) == sa.func.connection_id())
+        while not self._stop.wait(self.interval):
+            try:
+                held = self._conn.execute(query).scalar()
+                self._conn.rollback()
+            except sa.exc.DBAPIError as exc:
+                self.lost = f"its connection failed: {type(getattr(exc, 'orig', exc)).__name__} {db.error_code(exc)}"
+                return
+            if not held:
+                self.lost = "its connection no longer holds it"
+                return
+
+    def check(self, conn: sa.Connection) -> None:
+        """Raise RunLockLost unless this process still holds the run's lock (one query on `conn`, a
+        connection of the same server; call it inside the write transaction, before its commit)."""
+        if self.name is None:
+            return
+        if self.lost is not None:
+            raise RunLockLost(self.run_id, self.lost)
+        self.token().check(conn)
+
+    def token(self) -> LockToken:
+        """What another process of the run (a writer actor) needs to check this lock: see LockToken."""
+        return LockToken(self.run_id, self.name, self.connection_id)
+
+    def _release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.interval))
+            if self._thread.is_alive():  # a ping hangs (a dead network): the lock ends with the process
+                return
         try:
-            conn.execute(sa.select(sa.func.release_lock(run_lock_name(engine, run_id))))
+            self._conn.execute(sa.select(sa.func.release_lock(self.name)))
         except sa.exc.DBAPIError:
             pass  # the connection is gone, and the lock with it
-        conn.close()
+        self._conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LockToken:
+    """A run's lock as its writer actors check it (picklable: no connection): the lock's `name` and the
+    connection id of the driver's session that holds it (None: SQLite, no lock). `check(conn)`, inside a
+    write transaction just before its commit, raises RunLockLost unless that session still holds the
+    lock: a writer whose driver died, or whose run was taken over by a resumed process, writes nothing
+    more."""
+
+    run_id: str
+    name: str | None = None
+    connection_id: int | None = None
+
+    def check(self, conn: sa.Connection) -> None:
+        if self.name is None:
+            return
+        holder = conn.execute(sa.select(sa.func.is_used_lock(self.name))).scalar()
+        if holder is None:
+            raise RunLockLost(self.run_id, "nobody holds it: its connection was closed or killed")
+        if int(holder) != self.connection_id:
+            raise RunLockLost(self.run_id, f"another session (connection {int(holder)}) holds it")
+
+
+@contextmanager
+def run_lock(engine: sa.Engine, run_id: str) -> Iterator[RunLock]:
+    """Hold the run's lock while the block runs, so that no two processes work on one run; yields the
+    RunLock, whose `check` the run's write transactions call.
+
+    MySQL/MariaDB: a named lock (GET_LOCK) on a connection of its own, kept alive while held, released
+    when the block ends or the process dies. SQLite: nothing (one writer at a time anyway). Raises
+    RunStateError if another session holds the lock.
+    """
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        yield RunLock(run_id)
+        return
+    lock = RunLock(run_id, run_lock_name(engine, run_id), engine.connect())
+    try:
+        lock._acquire()
+        yield lock
+    finally:
+        lock._release()
 
 
 def run_in_use(engine: sa.Engine, run_id: str) -> bool:
@@ -484,9 +589,11 @@ def _insert_row_by_row(conn: sa.Connection, batch: list[dict]) -> list[tuple[dic
 
 
 def _write_batch(
-    connection: db.KeptConnection, run_id: str, batch: list[dict], source: str, shard: int | None
+    connection: db.KeptConnection, run_id: str, batch: list[dict], source: str, shard: int | None,
+    lock: RunLock | None = None,
 ) -> tuple[int, int]:
-    """Insert one batch and its ledger rows (and progress counts) in one transaction: (inserted, present)."""
+    """Insert one batch and its ledger rows (and progress counts) in one transaction: (inserted, present).
+    The transaction commits only while the run's `lock` is held (checked last; else RunLockLost)."""
 
     def record(conn: sa.Connection, written: list[tuple[dict, int]]) -> None:
         stamp = now()
@@ -499,6 +606,8 @@ def _write_batch(
                 .values(inserted=shards.c.inserted + len(written), present=shards.c.present + len(batch) - len(written),
                         batches=shards.c.batches + 1, stage="writing", updated_at=stamp)
             )
+        if lock is not None:
+            lock.check(conn)
 
     with connection.use() as conn:
         try:
@@ -526,6 +635,7 @@ def write_ledgered(
     log: db.RetryLog | None = None,
     url: str | None = None,
     governor: GovernorClient | None = None,
+    lock: RunLock | LockToken | None = None,
 ) -> WriteResult:
     """Insert grants into users_achievements in batches, recording each inserted row in srb_ledger.
 
@@ -537,8 +647,10 @@ def write_ledgered(
     database error redoes the batch (see cluster.db.retrying), which is exact because a committed
     batch's rows are skipped on the second try. The batches share one connection until an error, after
     which the retry opens a new one. With a `governor` (cluster.governor.GovernorClient) each batch
-    waits for its permit, which also sets its size; otherwise batches hold `batch_rows` rows. Raises
-    DatabaseUnavailable when retries run out.
+    waits for its permit, which also sets its size; otherwise batches hold `batch_rows` rows. With the
+    run's `lock` (`run_lock`, or its `LockToken` in a writer process), each batch commits only while the
+    run's driver holds it. Raises DatabaseUnavailable when retries run out, RunLockLost when the lock is
+    gone (the batch rolled back; the run can be resumed).
     """
     rows = _grant_rows(grants)
     out = WriteResult()
@@ -550,7 +662,7 @@ def write_ledgered(
             batch = rows[start : start + size]
             started = time.perf_counter()
             inserted, present = db.retrying(
-                lambda batch=batch: _write_batch(connection, run_id, batch, source, shard),
+                lambda batch=batch: _write_batch(connection, run_id, batch, source, shard, lock),
                 f"write batch {out.batches}" + (f" of shard {shard}" if shard is not None else ""),
                 retry, log, url,
             )

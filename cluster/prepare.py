@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from cluster import ledger
 from cluster.context import RunContext, stored_settings
-from cluster.errors import CatalogueMismatch
+from cluster.errors import CatalogueMismatch, RunLockLost
 from cluster.pauses import pause_point
 from cluster.plan import RunPlan
 from cluster.schema import less_achievements
@@ -36,24 +36,28 @@ def prepare_run(ctx: RunContext, plan: RunPlan) -> Iterator[RunContext]:
     """Match the catalogue to less_achievements (`check_catalogue`) and yield the prepared context (its
     catalogue and achievement ids narrowed to what the database holds, `left_out` the ids it lacks, with
     one warning line); for an applied run, create (or reopen, on a resume) the run record with its plan
-    and hold the run's lock until the block ends. An exception in the block marks the run failed and
-    propagates. Raises CatalogueMismatch, and RunStateError when another process holds the run."""
+    and hold the run's lock until the block ends (the yielded context carries it: `lock`). An exception
+    in the block marks the run failed and propagates; RunLockLost leaves the record as it is. Raises
+    CatalogueMismatch, and RunStateError when another process holds the run."""
     ctx = _matched_catalogue(ctx)
     if not ctx.apply:
         yield ctx
         return
     engine = ctx.db.engine
     ledger.ensure_tables(engine)
-    with ledger.run_lock(engine, ctx.run_id):
+    with ledger.run_lock(engine, ctx.run_id) as lock:
+        ctx = replace(ctx, lock=lock)
         if ctx.resume:
-            ledger.update_run(engine, ctx.run_id, status="running")
+            ledger.update_run(engine, ctx.run_id, status="running", lock=lock)
         else:
             settings = {**stored_settings(ctx.config, ctx.catalogue.version), "users": plan.users}
             record = ledger.RunRecord(ctx.run_id, "run", "running", ledger.now(), ctx.as_of, settings)
-            ledger.create_run(engine, record, plan.planned)
+            ledger.create_run(engine, record, plan.planned, lock=lock)
             pause_point("plan")
         try:
             yield ctx
+        except RunLockLost:
+            raise  # another process may hold the run now: its record is left as it is, for --resume
         except BaseException:
             _mark_failed(engine, ctx.run_id)
             raise

@@ -208,6 +208,8 @@ class ShardOutcome:
     (empty unless the job reads stats). retries: database retries the shard's reads needed.
     would_grant: achievement id -> grants an achievement the live server never grants would make
     (conditions.evaluate.Evaluation.would_grant); reported, never written.
+    (empty unless the job reads stats). retries: database retries the shard's reads needed. reads: the
+    readers of its score reads and ConnectorX fallbacks (cluster.db.ReadLog).
     """
 
     shard: Shard
@@ -225,6 +227,7 @@ class ShardOutcome:
     retries: db.RetryLog = field(default_factory=db.RetryLog)
     max_rss_mb: float = 0.0
     would_grant: Counter = field(default_factory=Counter)
+    reads: db.ReadLog = field(default_factory=db.ReadLog)
 
 
 @cache
@@ -268,7 +271,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     when the retries run out.
     """
     seconds: dict[str, float] = {}
-    retries = db.RetryLog()
+    retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
     engine = db.connect(job.db_url)
     users = shard.user_ids
@@ -279,7 +282,8 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
             rows_read = {name: int(counts.get(name, 0)) for name in job.tables}
         else:
             scores, rows_read = db.retrying(
-                lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
+                lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users,
+                                             reads=reads),
                 f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
             )
         held = db.retrying(
@@ -329,6 +333,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
         retries=retries,
         max_rss_mb=peak_rss_mb(),
         would_grant=result.would_grant,
+        reads=reads,
     )
 
 
@@ -351,21 +356,26 @@ def _rate(keys: pl.DataFrame, raters: list) -> pl.DataFrame:
 @dataclass(slots=True)
 class ScanOutcome:
     """What one `scan_range` task reports besides the rows and keys it hands out: seconds (scan: the
-    read, split: joining, splitting and extracting keys), database retries and peak RSS (MB). The rows
-    read are counted by the shard tasks that receive them."""
+    read, split: joining, splitting and extracting keys), database retries, peak RSS (MB) and the
+    reader of its read (cluster.db.ReadLog). The rows read are counted by the shard tasks that receive
+    them."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     retries: db.RetryLog = field(default_factory=db.RetryLog)
     max_rss_mb: float = 0.0
+    reads: db.ReadLog = field(default_factory=db.ReadLog)
 
 
-@ray.remote(num_cpus=0, num_returns=2)
-def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table]:
+@ray.remote(num_cpus=0, num_returns=3)
+def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table, db.ReadLog]:
     """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
-    read once and kept in the object store. Retried like the shard reads."""
+    read once and kept in the object store, and the readers that read them. Retried like the shard reads."""
     engine = db.connect(job.db_url)
+    reads = db.ReadLog()
     try:
-        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=job.db_url)
+        beatmap_rows, user_rows = db.retrying(lambda: db.read_lookups(engine, reads), "read beatmaps and users",
+                                              job.retry, url=job.db_url)
+        return beatmap_rows, user_rows, reads
     finally:
         engine.dispose()
 
@@ -388,12 +398,12 @@ def scan_range(
     the shard reads; raises DatabaseUnavailable when the retries run out.
     """
     seconds: dict[str, float] = {}
-    retries = db.RetryLog()
+    retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
     engine = db.connect(job.db_url)
     try:
         rows = db.retrying(
-            lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi),
+            lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi, reads=reads),
             f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
         )
     finally:
@@ -417,7 +427,7 @@ def scan_range(
         for r in range(n_raters)
     ]
     seconds["split"] = time.perf_counter() - started
-    outcome = ScanOutcome(seconds, retries, peak_rss_mb())
+    outcome = ScanOutcome(seconds, retries, peak_rss_mb(), reads)
     return (*tables, *key_tables, outcome)
 
 

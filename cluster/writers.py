@@ -37,12 +37,15 @@ class WriterSettings:
 
     db_url:     the primary's URL (never logged unmasked); run_id: the run being written.
     batch_rows: rows per write transaction when no governor sizes them; retry: database retry policy.
+    lock:       the run's lock as the driver holds it (cluster.ledger.LockToken): every write transaction
+                commits only while the driver still holds it (None: SQLite, or no lock).
     """
 
     db_url: str
     run_id: str
     batch_rows: int = 1000
     retry: db.RetryPolicy = db.DEFAULT_RETRY
+    lock: ledger.LockToken | None = None
 
 
 @dataclass(slots=True)
@@ -80,15 +83,15 @@ class WriterActor:
         settings, engine = self.settings, self.database.engine
         log = db.RetryLog()
         rows = grants.to_pylist() + list(extra)
-        db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, update),
+        db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, update, lock=settings.lock),
                     f"update progress of shard {shard.index}", settings.retry, log, settings.db_url)
         waited_before = dict(self.governor.waited) if self.governor is not None else {}
         result = ledger.write_ledgered(
             engine, settings.run_id, rows, source="score", shard=shard.index, batch_rows=settings.batch_rows,
-            retry=settings.retry, log=log, url=settings.db_url, governor=self.governor,
+            retry=settings.retry, log=log, url=settings.db_url, governor=self.governor, lock=settings.lock,
         )
         done = ledger.ShardUpdate(status="done", stage="written", finished_at=ledger.now())
-        db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, done),
+        db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, done, lock=settings.lock),
                     f"mark shard {shard.index} done", settings.retry, log, settings.db_url)
         pause_point("shard")
         waited = {reason: seconds - waited_before.get(reason, 0.0)

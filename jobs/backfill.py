@@ -7,7 +7,7 @@ import calendar
 import os
 import sys
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cluster.ledger import check_run_id, new_run_id
@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, help="write the summary as JSON to this file; the error samples "
                         "go next to it (NAME.errors.csv, NAME.stats-only.csv) (default: srb-reports/RUN_ID.json, or "
                         "under $SR_BACKFILL_REPORTS)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rater processes (default: CPUs)")
+    parser.add_argument("--workers", type=int, help="rater processes (default: the CPUs the Ray cluster offers, less "
+                        "one for the scan and evaluate tasks and the writing driver; the run prints its choice)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="target score rows per shard")
     parser.add_argument("--batch-rows", type=int, default=1000, help="rows per write transaction (default 1000)")
     parser.add_argument("--writers", type=int, default=None,
@@ -89,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "under the catalogue's file; ids it lacks are left out with a warning). Ids named here "
                        "must all be in less_achievements. Never granted: see the end of this help")
     scope.add_argument("--since", type=parse_time, help="only scores at or after this time may grant "
-                       "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS UTC, or unix seconds)")
+                       "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS: UTC unless an offset follows, e.g. +02:00 or Z; or unix "
+                       "seconds)")
     scope.add_argument("--until", type=parse_time, help="only scores before this time may grant (same formats)")
     scope.add_argument("--stats-fallback", choices=("report", "now"), default="report", help="play-count/hit "
                        "achievements only the current user_stats reach: report them (default) or grant them "
@@ -104,17 +106,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_time(text: str) -> int:
-    """Unix seconds from "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS]" (UTC) or an integer.
+    """Unix seconds from "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS]" (UTC), the same with an offset
+    ("...Z", "...+02:00": honoured) or an integer.
 
     Raises argparse.ArgumentTypeError for anything else.
     """
     if text.strip().lstrip("-").isdigit():
         return int(text)
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", ""))
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date, time or unix seconds: {text!r}") from None
-    return calendar.timegm(moment.timetuple())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return calendar.timegm(moment.utctimetuple())
 
 
 def read_user_ids(path: Path) -> tuple[int, ...]:

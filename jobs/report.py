@@ -1,7 +1,7 @@
 """Human-readable summaries and report files of the commands (run, rollback, verify, consolidate-mode7).
 
 A run's report is a JSON summary (RunSummary.to_dict) plus CSVs next to it: NAME.errors.csv, the
-sample score ids of every skip reason, database retries and failed shards; NAME.stats-only.csv, every
+sample score ids of every skip reason, database retries, ConnectorX fallbacks and failed shards; NAME.stats-only.csv, every
 user whose current user_stats reach a play-count/hit achievement the stored plays do not.
 """
 
@@ -43,6 +43,7 @@ def format_summary(summary: dict) -> str:
     scope = summary.get("scope") or {}
     fallback = summary.get("stats_fallback") or {}
     failures = summary.get("database_errors") or {}
+    reads = summary.get("reads") or {}
     lines = [
         (
             f"sr-backfill run {summary.get('run_id', '')} on {summary['database']} "
@@ -85,6 +86,10 @@ def format_summary(summary: dict) -> str:
         + (f"  (file: {summary['out']})" if summary["out"] else ""),
         "  database retries    "
         + (", ".join(f"error {code}: {n}" for code, n in (failures.get("retries") or {}).items()) or "none"),
+        f"  readers (tables)    connectorx {reads.get('connectorx', 0):,}, sqlalchemy {reads.get('sqlalchemy', 0):,}"
+        + ("; ConnectorX fallbacks: " + ", ".join(f"{reason}: {n:,}" for reason, n in reads["fallbacks"].items())
+           if reads.get("fallbacks") else ""),
+        _software_line(summary.get("software") or {}),
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
@@ -98,6 +103,14 @@ def _never_granted(items: list[dict]) -> str:
     decided = [f"{item['achievement_id']} {item['file']} would grant {item['would_grant']:,}"
                for item in items if item.get("would_grant") is not None]
     return text + ("; " + ", ".join(decided) if decided else "")
+
+
+def _software_line(software: dict) -> str:
+    engine = software.get("engine") or {}
+    nodes = software.get("nodes")
+    return (f"  software            lock {str(software.get('lock_sha256') or 'none')[:12]}, "
+            + ", ".join(f"{name} {engine[name]}" for name in ("python", "ray", "polars", "pyarrow") if name in engine)
+            + (f"; {len(nodes)} Ray nodes on the same engine versions" if nodes else ""))
 
 
 def _short(value) -> str:
@@ -138,6 +151,11 @@ def write_run_report(summary: dict, stats_only_rows: list[dict], report: Path) -
         for sample in errors.get("samples") or ():
             writer.writerow({"run_id": run_id, "reason": "database_retry", "count": retries.get(str(sample["code"]), 0),
                              "detail": f"{sample['operation']}: error {sample['code']}: {sample['error']}"})
+        reads = summary.get("reads") or {}
+        for sample in reads.get("samples") or ():
+            writer.writerow({"run_id": run_id, "reason": "reader_fallback",
+                             "count": (reads.get("fallbacks") or {}).get(sample["reason"], 0),
+                             "detail": f"{sample['reason']}" + (f": {sample['detail']}" if sample["detail"] else "")})
         for failed in errors.get("failed_shards") or ():
             writer.writerow({"run_id": run_id, "reason": "shard_failed", "count": len(errors["failed_shards"]),
                              "detail": f"shard {failed['shard']}: {failed['error']}"})
