@@ -36,7 +36,8 @@ from cluster.schema import SCORE_TABLES, less_achievements
 from cluster.scope import ALL_USERS, Scope, select_users
 from cluster.shards import ScanRange, Shard, plan_scan, plan_shards, plan_waves
 from cluster.workers import (
-    RaterActor, RaterSettings, ScanOutcome, ShardJob, ShardOutcome, peak_rss_mb, process_shard, read_lookups, scan_range,
+    RaterActor, RaterJournal, RaterSettings, ScanOutcome, ShardJob, ShardOutcome, peak_rss_mb, process_shard,
+    read_lookups, scan_range,
 )
 from conditions.catalogue import FAMILIES, Catalogue, load_catalogue
 from conditions.evaluate import GRANT_SCHEMA, INELIGIBLE_REASONS, STAT_FAMILIES
@@ -139,6 +140,10 @@ class RunSummary:
     skipped / skip_samples: scores skipped for bad data by reason (unknown beatmap, missing .osu, md5
     mismatch, bad format or empty, impossible convert, non-finite SR, ...) and sample score ids.
     database_errors: retries by MySQL error code, samples (masked) and failed shards.
+    engine_crashes: rater processes that died and were restarted ({"restarts", "by_rater"}) and the
+    keys quarantined after killing a rater twice ("quarantined": beatmap_md5, mode_vn, mods; their
+    scores are counted and sampled under the skip reason engine_crash). Raters' counters (sr_keys,
+    sr_calculations, sr_errors) start again with a restarted process.
     stats_fallback: stats-only candidates (current user_stats reach a threshold the stored plays do
     not) by achievement, and how many were granted (`--stats-fallback now`).
     stats_only_rows: every stats-only candidate (user_id, achievement_id, mode, playcount,
@@ -178,6 +183,7 @@ class RunSummary:
     already_present: int = 0
     stats_fallback: dict = field(default_factory=dict)
     database_errors: dict = field(default_factory=lambda: {"retries": {}, "samples": [], "failed_shards": []})
+    engine_crashes: dict = field(default_factory=lambda: {"restarts": 0, "by_rater": {}, "quarantined": []})
     out: str | None = None
     seconds: dict = field(default_factory=dict)
     stats_only_rows: list = field(default_factory=list, repr=False)
@@ -645,7 +651,8 @@ def _process(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(config.workers, cpus))
         summary.workers = workers
-        raters = [RaterActor.remote(settings, index, workers) for index in range(workers)]
+        journal = RaterJournal.remote()
+        raters = [RaterActor.remote(settings, index, workers, journal) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
         try:
             ranges = plan_scan(bounds, config.scan_rows) if summary.read_mode == "scan" else []
@@ -662,11 +669,12 @@ def _process(
             ray.get(runner.rater_calls)
             ray.get([rater.flush.remote() for rater in raters])
             rater_stats = ray.get([rater.stats.remote() for rater in raters])
+            summary.engine_crashes = ray.get(journal.report.remote())
         finally:
             if sink is not None:
                 sink.close()
-            for rater in raters:
-                ray.kill(rater)
+            for actor in (*raters, journal):
+                ray.kill(actor)
             if started_ray:
                 ray.shutdown()
     summary.seconds["shards"] = time.perf_counter() - phase - tally.write_seconds

@@ -1,7 +1,8 @@
 """Human-readable summaries and report files of the commands (run, rollback, verify, consolidate-mode7).
 
 A run's report is a JSON summary (RunSummary.to_dict) plus CSVs next to it: NAME.errors.csv, the
-sample score ids of every skip reason, database retries and failed shards; NAME.stats-only.csv, every
+sample score ids of every skip reason, database retries, failed shards and quarantined SR keys
+(engine_crash_key); NAME.stats-only.csv, every
 user whose current user_stats reach a play-count/hit achievement the stored plays do not.
 """
 
@@ -28,6 +29,7 @@ def format_summary(summary: dict) -> str:
     scope = summary.get("scope") or {}
     fallback = summary.get("stats_fallback") or {}
     failures = summary.get("database_errors") or {}
+    crashes = summary.get("engine_crashes") or {}
     lines = [
         (
             f"sr-backfill run {summary.get('run_id', '')} on {summary['database']} "
@@ -67,6 +69,8 @@ def format_summary(summary: dict) -> str:
         + (f"  (file: {summary['out']})" if summary["out"] else ""),
         "  database retries    "
         + (", ".join(f"error {code}: {n}" for code, n in (failures.get("retries") or {}).items()) or "none"),
+        f"  rater restarts      {crashes.get('restarts', 0)}"
+        + (f" ({len(crashes['quarantined'])} keys quarantined: engine_crash)" if crashes.get("quarantined") else ""),
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
@@ -113,6 +117,11 @@ def write_run_report(summary: dict, stats_only_rows: list[dict], report: Path) -
         for failed in errors.get("failed_shards") or ():
             writer.writerow({"run_id": run_id, "reason": "shard_failed", "count": len(errors["failed_shards"]),
                              "detail": f"shard {failed['shard']}: {failed['error']}"})
+        quarantined = (summary.get("engine_crashes") or {}).get("quarantined") or ()
+        for key in quarantined:
+            writer.writerow({"run_id": run_id, "reason": "engine_crash_key", "count": len(quarantined),
+                             "beatmap_md5": key["beatmap_md5"],
+                             "detail": f"mode_vn {key['mode_vn']}, mods {key['mods']}: killed its rater twice"})
     with paths["stats_only"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, STATS_ONLY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
