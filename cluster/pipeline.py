@@ -29,7 +29,8 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import db, ledger
+from cluster import credentials, db, ledger
+from cluster.credentials import DatabaseRef
 from cluster.errors import CatalogueMismatch, ClusterError, ConfigError, RunStateError
 from cluster.pauses import pause_point
 from cluster.schema import SCORE_TABLES, less_achievements
@@ -512,10 +513,10 @@ class _ShardRunner:
 
     def __init__(self, config: BackfillConfig, engine: sa.Engine, run_id: str, as_of: int, read_stats: bool,
                  summary: RunSummary, log: db.RetryLog, raters: list, sink: _FileSink | None, bar: tqdm,
-                 tally: _Tally) -> None:
+                 tally: _Tally, database: DatabaseRef) -> None:
         self.config, self.engine, self.run_id, self.as_of = config, engine, run_id, as_of
         self.summary, self.log, self.raters, self.sink, self.bar, self.tally = summary, log, raters, sink, bar, tally
-        self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
+        self.job = ShardJob(database, config.tables, config.achievement_ids, config.since, config.until,
                             read_stats, config.retry, config.samples_per_reason, config.engine)
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.rater_calls: list = []
@@ -654,12 +655,16 @@ def _process(
         journal = RaterJournal.remote()
         raters = [RaterActor.remote(settings, index, workers, journal) for index in range(workers)]
         sink = _FileSink(config.out) if config.out is not None else None
+        shared = contextlib.ExitStack()
         try:
+            # the workers read the URL on their side: it never travels in task arguments
+            database = shared.enter_context(credentials.shared_with_workers(config.db_url))
             ranges = plan_scan(bounds, config.scan_rows) if summary.read_mode == "scan" else []
             waves = plan_waves(pending, _wave_rows(config)) if ranges else [pending]
             summary.scan_ranges, summary.waves = len(ranges), len(waves)
             with tqdm(total=len(pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally)
+                runner = _ShardRunner(config, engine, run_id, as_of, read_stats, summary, log, raters, sink, bar, tally,
+                                      database)
                 for wave in waves:
                     parts = runner.scan(wave, ranges) if ranges else None
                     if ranges and parts is None:
@@ -671,6 +676,7 @@ def _process(
             rater_stats = ray.get([rater.stats.remote() for rater in raters])
             summary.engine_crashes = ray.get(journal.report.remote())
         finally:
+            shared.close()
             if sink is not None:
                 sink.close()
             for actor in (*raters, journal):

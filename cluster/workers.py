@@ -28,6 +28,7 @@ import pyarrow as pa
 import ray
 
 from cluster import db
+from cluster.credentials import DatabaseRef
 from cluster.pauses import crash_point, pause_point
 from cluster.shards import ScanRange, Shard, shard_positions
 from conditions.catalogue import load_catalogue
@@ -273,7 +274,8 @@ class RaterActor:
 class ShardJob:
     """What every shard task of a run needs besides its shard.
 
-    db_url:             SQLAlchemy URL (never logged unmasked).
+    database:           where the task's process finds the database URL (cluster.credentials): the
+                        URL itself never travels in task arguments.
     tables:             score tables to read.
     achievement_ids:    the catalogue subset to evaluate (None: all).
     since / until:      score-time window (unix seconds, [since, until)) of the scores that may grant.
@@ -283,7 +285,7 @@ class ShardJob:
     engine:             the SR engine's name, for narrowing the SR keys.
     """
 
-    db_url: str
+    database: DatabaseRef
     tables: tuple[str, ...]
     achievement_ids: tuple[int, ...] | None = None
     since: int | None = None
@@ -360,7 +362,8 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     seconds: dict[str, float] = {}
     retries = db.RetryLog()
     started = time.perf_counter()
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     users = shard.user_ids
     try:
         if scanned:
@@ -370,16 +373,16 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
         else:
             scores, rows_read = db.retrying(
                 lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
-                f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
+                f"read scores of shard {shard.index}", job.retry, retries, url,
             )
         held = db.retrying(
             lambda: db.read_held(engine, shard.user_lo, shard.user_hi, users),
-            f"read achievements of shard {shard.index}", job.retry, retries, job.db_url,
+            f"read achievements of shard {shard.index}", job.retry, retries, url,
         )
         stats = (
             db.retrying(
                 lambda: db.read_user_stats(engine, shard.user_lo, shard.user_hi, users),
-                f"read user_stats of shard {shard.index}", job.retry, retries, job.db_url,
+                f"read user_stats of shard {shard.index}", job.retry, retries, url,
             )
             if job.read_stats
             else None
@@ -454,9 +457,10 @@ class ScanOutcome:
 def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table]:
     """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
     read once and kept in the object store. Retried like the shard reads."""
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     try:
-        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=job.db_url)
+        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=url)
     finally:
         engine.dispose()
 
@@ -480,11 +484,12 @@ def scan_range(
     seconds: dict[str, float] = {}
     retries = db.RetryLog()
     started = time.perf_counter()
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     try:
         rows = db.retrying(
             lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi),
-            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
+            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, url,
         )
     finally:
         engine.dispose()

@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # through the console script's handler: errors masked like everywhere else
     import sys
 
-    sys.exit(main())
+    from jobs import cli
+
+    sys.exit(cli.main(["bench", *sys.argv[1:]]))
