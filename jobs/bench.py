@@ -18,7 +18,9 @@ Steps (each pipeline run in a fresh spawned process with its own local Ray, so p
 5. the naive way on a sample (default 2,000 scores): load, parse and rate every score on its own, one
    process; naive_ratio = naive seconds per score / the cold run's seconds per score;
 6. --nodes 1,2,4: the cold run again on a Ray cluster of a 0-CPU head and N worker nodes on this
-   host (workers // N CPUs each, at least 1), with the speedup over the first count.
+   host (workers // N CPUs each, at least 1), with the speedup over the first count;
+7. with --apply: `verify` of the applied run left in the table, in a process of its own: its peak
+   RSS and wall seconds ("verify").
 
 Prints one table; --json FILE writes it as JSON (seconds in s, memory in MB).
 """
@@ -201,6 +203,13 @@ def _benchmark(args, url: str, osu_dir: str, work: Path, tag: str, result: dict,
     else:
         result["warm"], result["warm_speedup"] = None, None
 
+    if args.apply:  # verify the applied run still in the table (the warm one; the cold one without --no-warm)
+        applied = f"bench-warm-{tag}" if result["warm"] else config.run_id
+        say(f"bench: verify {applied} (its own process)")
+        result["verify"] = bench.verify_isolated(url, applied)
+    else:
+        result["verify"] = None
+
     say("bench: floor (read all rows; time a sample of keys)")
     read_s, rows = bench.read_seconds(url, args.shard_rows, cold["read_mode"] or "users")
     costs = bench.key_costs(bench.sample_keys(url, str(cold_cache), args.engine, args.key_sample), osu_dir, args.engine)
@@ -300,6 +309,13 @@ def format_table(r: dict) -> str:
                      f"mean {stats['mean_s'] * 1e3:7.2f} ms per key")
     if warm:
         lines.append(f"  warm re-run: {r['warm_speedup']}x faster than cold ({cold['wall_s']:.1f} s -> {warm['wall_s']:.1f} s)")
+    if r.get("verify"):
+        v = r["verify"]
+        lines.append(f"  verify after the applied run: peak RSS {v['peak_rss_mb']:,.0f} MB, {v['seconds']:.1f} s "
+                     f"({v['users_achievements_rows']:,} users_achievements rows, {v['ledger_rows']:,} ledger rows, "
+                     f"{v['grants_checked']:,} grants checked)")
+    elif "verify" in r:
+        lines.append("  verify: not measured (needs --apply)")
     if r.get("naive"):
         n = r["naive"]
         lines.append(f"  naive (per-score load+parse+rate, 1 process): {n['scores']:,} scores in {n['seconds']:.1f} s = "
