@@ -7,8 +7,9 @@ returns a VerifyReport:
 * legacy mode 7 rows left (cluster.consolidation);
 * ledger rows missing from the table: rows a run inserted that are no longer there, unless a
   recorded rollback or consolidation of the tool removed them;
-* grants the data cannot support (conditions.support): each recorded score grant is checked against
-  its qualifying score, read again; with an .osu store the star ratings are recomputed too;
+* grants the data cannot support (conditions.support): each recorded score grant (a backfill's, or a
+  live grant made again after a rollback: cluster.regrant) is checked against its qualifying score,
+  read again; with an .osu store the star ratings are recomputed too;
 * counts per achievement before and after the run (`run_id`), "before" being the table minus the
   rows the run inserted plus the rows it deleted;
 * the headline figure of the backfill analysis: users with passed scores but zero achievements, per
@@ -290,7 +291,7 @@ def _score_grant_pages(engine: sa.Engine, run_id: str | None, batch_rows: int) -
         query = (
             sa.select(entry.c.id, entry.c.user_id, entry.c.achievement_id, entry.c.mode, entry.c.created_at,
                       entry.c.score_id, entry.c.sr, entry.c.playcount, entry.c.total_hits)
-            .where(_entries(run_id, "insert") & (entry.c.source == "score") & (entry.c.id > last)
+            .where(_entries(run_id, "insert") & entry.c.source.in_(("score", "live_regrant")) & (entry.c.id > last)
                    & sa.exists().where(_equal_row(entry, row)))
             .order_by(entry.c.id)
             .limit(batch_rows)

@@ -145,7 +145,8 @@ def measure(args: argparse.Namespace, say=print) -> dict:
         _server(server, f"CREATE DATABASE `{throwaway}` CHARACTER SET latin1")
         url = f"{server}/{throwaway}"
     result: dict = {"database": mask_url(url), "throwaway_database": throwaway is not None,
-                    "mode": "apply (cold run rolled back before the warm run)" if args.apply
+                    "mode": ("apply (cold run left in place: --no-warm)" if args.no_warm else
+                             "apply (cold run rolled back before the warm run)") if args.apply
                     else "dry run (grants to a throwaway --out Parquet file)"}
     try:
         existing = _score_rows(url)

@@ -150,6 +150,18 @@ def format_rollback(summary: dict) -> str:
     ]
     if summary["applied"] and summary["skipped_now"]:
         lines.append(f"  changed meanwhile   {summary['skipped_now']:,} (left alone)")
+    lines.append(f"  earned live since   {summary.get('live_affected', 0):,} of the rows to delete: the user has a passed, "
+                 f"eligible score in that mode since the run started ({summary.get('live_since', 0)})"
+                 + (f"; listed in {summary['live_csv']}" if summary.get("live_csv") else ""))
+    regrant = summary.get("regrant")
+    if regrant:
+        lines.append(
+            f"  granted again live  {regrant['met']:,} of {regrant['affected']:,} met by a live score "
+            + (f"-> inserted {regrant['inserted']:,} as run {regrant['run_id']}"
+               + (f" ({regrant['already_present']:,} present already)" if regrant["already_present"] else "")
+               if regrant["applied"] else "-> would be granted (preview)")
+            + f"; {regrant['not_met']:,} not met"
+        )
     for sample in summary["samples"][:5]:
         lines.append(f"    e.g. row {sample['ua_id']} user {sample['user_id']} achievement {sample['achievement_id']} "
                      f"mode {sample['mode']}: {sample['why']}")
