@@ -6,7 +6,8 @@ worker gets it from its own side instead, and a job names only where to look (`D
 
 1. a private file the driver writes for the workers on its own host (`shared_with_workers`: mode 0600
    in a 0700 directory outside Ray's directories: $SR_BACKFILL_RUNTIME_DIR, else
-   $XDG_RUNTIME_DIR/sr-backfill, else ~/.sr-backfill/run; removed when the run ends);
+   $XDG_RUNTIME_DIR/sr-backfill, else ~/.sr-backfill/run, else a new one in the system's temporary
+   directory; removed when the run ends);
 2. the worker's environment, $SR_BACKFILL_DB (on a cluster, `ray start` exports it on every node from
    ~/.sr-backfill/db.env: ray-cluster.yaml);
 3. ~/.sr-backfill/db.env itself (`SR_BACKFILL_DB=...`, shell syntax).
@@ -100,9 +101,12 @@ def shared_with_workers(url: str) -> Iterator[DatabaseRef]:
     """Write `url` to a private file (0600, in a 0700 directory) for the workers on this host and yield
     the DatabaseRef naming it; the file is removed when the block ends. Workers elsewhere use their own
     environment (DatabaseRef.resolve)."""
-    directory = runtime_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    try:
+        directory = runtime_dir()
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    except OSError:  # no writable home: a private directory of its own in the system's temporary directory
+        directory = Path(tempfile.mkdtemp(prefix="sr-backfill-"))  # mode 0700
     descriptor, path = tempfile.mkstemp(prefix="db-", suffix=".env", dir=directory)  # mode 0600
     try:
         with os.fdopen(descriptor, "w") as fh:

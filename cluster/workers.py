@@ -96,7 +96,7 @@ class RaterSettings:
     fetch_rate: float = 2.0
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)  # restarted empty: crashes then go unjournaled
 class RaterJournal:
     """What each rater of a run is rating right now, kept outside the raters so it outlives them.
 

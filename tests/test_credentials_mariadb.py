@@ -25,7 +25,6 @@ from cluster import credentials
 from cluster.errors import ConfigError
 from cluster.workers import ShardJob
 from tests import operations as op
-from tests import scenario as sc
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.db, pytest.mark.ray]

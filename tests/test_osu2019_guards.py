@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -78,17 +77,6 @@ def test_long_decimals_rate_the_same_through_both_readers():
     fast = osu2019.build(read_map(LONG_DECIMALS), "fast")
     slow = osu2019.build(read_map(LONG_DECIMALS, fast=False), "slow")
     assert osu2019.relax_stars(fast, 128) == osu2019.relax_stars(slow, 128)
-
-
-@dataclass
-class Corruption:
-    name: str
-    field: str
-    change: callable
-
-
-def _corrupt(raw, field: str, change) -> None:
-    setattr(raw, field, change(list(getattr(raw, field))))
 
 
 def _slider_position(raw) -> int:
