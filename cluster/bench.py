@@ -4,6 +4,7 @@ per-score way, and a multi-node Ray cluster on one host.
 - `run_isolated(config)`: one `run_backfill` in a fresh spawned process (its own local Ray, unless
   `config.ray_address` names one), so that the driver's peak RSS is the run's alone and the Ray
   workers (raters, shard tasks) are new processes whose peak RSS is this run's only.
+- `verify_isolated(db_url, run_id)`: `verify` of an applied run in a fresh spawned process: its peak RSS.
 - `read_seconds(db_url, shard_rows, read_mode)`: the time to just read every score row in one process,
   through the run's own read path (the table scan's id ranges joined to the lookups, or shard
   by shard through the userid index, cluster.db.read_shard_scores): the I/O part of the floor.
@@ -78,6 +79,34 @@ def run_isolated(config) -> dict:
     what the run raises."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_run_in_child, config).result()
+
+
+def _verify_in_child(db_url: str, run_id: str) -> dict:
+    import resource
+
+    from cluster.verify import verify  # imported here, in the child: its peak RSS is verify's alone
+
+    started = time.perf_counter()
+    engine = db.connect(db_url)
+    try:
+        report = verify(engine, run_id)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table("users_achievements"))).scalar_one()
+            ledger_rows = conn.execute(sa.text("SELECT COUNT(*) FROM srb_ledger")).scalar_one()
+    finally:
+        engine.dispose()
+    return {"run_id": run_id, "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "users_achievements_rows": int(rows), "ledger_rows": int(ledger_rows),
+            "grants_checked": report.unsupported["checked"], "problems": report.problems}
+
+
+def verify_isolated(db_url: str, run_id: str) -> dict:
+    """`sr-backfill verify --run-id RUN_ID` (cluster.verify.verify) in a new spawned process: its wall
+    seconds and peak RSS (MB, the process's own), the rows of users_achievements and of the ledger it
+    examined, the grants it checked and the problems it found."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_verify_in_child, db_url, run_id).result()
 
 
 def first_user(db_url: str) -> int | None:

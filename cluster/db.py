@@ -482,6 +482,15 @@ def read_arrow(
     return table
 
 
+def stream_batches(engine: sa.Engine, query: sa.Select, schema: pa.Schema, batch_rows: int = 50_000) -> Iterator[pa.Table]:
+    """The rows of a SELECT as Arrow tables of `schema`, at most `batch_rows` rows each, streamed through a
+    server-side cursor (a result of any size, one batch in memory at a time)."""
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(query)
+        for batch in _batches(result, schema, batch_rows):
+            yield pa.Table.from_batches([batch], schema=schema)
+
+
 def read_shard_scores(
     engine: sa.Engine,
     user_lo: int,

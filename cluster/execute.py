@@ -29,7 +29,8 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import db, ledger, software
+from cluster import credentials, db, ledger, software
+from cluster.credentials import DatabaseRef
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
 from cluster.errors import ClusterError, DatabaseUnavailable, RunLockLost, ScanShort
 from cluster.governor import GovernorActor, WriteLimits
@@ -37,7 +38,7 @@ from cluster.pauses import pause_env
 from cluster.plan import RunPlan
 from cluster.shards import Shard, plan_waves
 from cluster.workers import (
-    RaterActor, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
+    RaterActor, RaterJournal, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
 )
 from cluster.writers import WriteOutcome, WriterSettings, default_writers, start_writers
 from conditions.catalogue import FAMILIES
@@ -72,7 +73,8 @@ class Tally:
     scan_wall, rate_wall, evaluate_wall, shards; write: the seconds in which at least one write was in
     flight). rater_stats: each rater's
     `RaterActor.stats()`. reads: the readers of every read and ConnectorX fallbacks (cluster.db.ReadLog).
-    nodes: the Ray nodes that reported the driver's engine versions (cluster.software).
+    nodes: the Ray nodes that reported the driver's engine versions (cluster.software). engine_crashes:
+    rater restarts and quarantined keys (cluster.workers.RaterJournal.report).
     """
 
     workers: int = 0
@@ -103,6 +105,7 @@ class Tally:
     rater_stats: list = field(default_factory=list)
     reads: db.ReadLog = field(default_factory=db.ReadLog)
     nodes: list = field(default_factory=list)
+    engine_crashes: dict = field(default_factory=lambda: {"restarts": 0, "by_rater": {}, "quarantined": []})
 
     def add(self, outcome: ShardOutcome) -> None:
         """Add one evaluated shard's counts (its grants are written separately)."""
@@ -151,23 +154,30 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     tally.workers, why = choose_workers(config.workers, int(ray.cluster_resources().get("CPU", 1)))
     print(f"workers: {tally.workers} raters ({why})", flush=True)
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
-    raters = [RaterActor.remote(settings, index, tally.workers) for index in range(tally.workers)]
-    writers, governor = _start_writers(ctx, tally) if ctx.apply else ([], None)
+    journal = RaterJournal.remote()
+    raters = [RaterActor.remote(settings, index, tally.workers, journal) for index in range(tally.workers)]
     sink = _FileSink(config.out) if config.out is not None else None
+    writers, governor, shared = [], None, contextlib.ExitStack()
     try:
+        # the workers read the URL on their side (cluster.credentials): it never travels in task arguments
+        database = shared.enter_context(credentials.shared_with_workers(config.db_url))
+        if ctx.apply:
+            writers, governor = _start_writers(ctx, tally, database)
         waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
         tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
         with tqdm(total=len(plan.pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-            execution = _Execution(ctx, plan, raters, writers, sink, bar, tally)
+            execution = _Execution(ctx, plan, database, raters, writers, sink, bar, tally)
             for wave in waves:
                 execution.run_wave(wave)
             execution.collect_writes(until=0)
             tally.rater_stats = execution.finish_raters()
+            tally.engine_crashes = ray.get(journal.report.remote())
             execution.collect_lookup_reads()
     finally:
+        shared.close()
         if sink is not None:
             sink.close()
-        for actor in (*raters, *writers, *([governor] if governor is not None else [])):
+        for actor in (*raters, journal, *writers, *([governor] if governor is not None else [])):
             ray.kill(actor)
         if started_ray:
             ray.shutdown()
@@ -175,14 +185,14 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     return tally
 
 
-def _start_writers(ctx: RunContext, tally: Tally) -> tuple[list, object]:
+def _start_writers(ctx: RunContext, tally: Tally, database: DatabaseRef) -> tuple[list, object]:
     """The applied run's writer actors (`--writers`, default one per node and at least 2) and the write
-    governor they share."""
+    governor they share; `database` tells the writers where to find the URL (never the URL itself)."""
     config = ctx.config
     governor = GovernorActor.remote(WriteLimits(batch_rows=config.write_batch_rows))
     tally.writers = config.writers or default_writers()
     token = ctx.lock.token() if ctx.lock is not None else None
-    settings = WriterSettings(config.db_url, ctx.run_id, config.write_batch_rows, config.retry, token)
+    settings = WriterSettings(database, ctx.run_id, config.write_batch_rows, config.retry, token)
     return start_writers(settings, tally.writers, governor, pause_env()), governor
 
 
@@ -254,12 +264,12 @@ class _Execution:
     shard's grants to a writer (an applied run) and/or the dry run's file as it arrives, adding up
     `tally`. Writes overlap the evaluation of later shards; at most two per writer wait at a time."""
 
-    def __init__(self, ctx: RunContext, plan: RunPlan, raters: list, writers: list, sink: _FileSink | None,
-                 bar: tqdm, tally: Tally) -> None:
+    def __init__(self, ctx: RunContext, plan: RunPlan, database: DatabaseRef, raters: list, writers: list,
+                 sink: _FileSink | None, bar: tqdm, tally: Tally) -> None:
         self.ctx, self.plan, self.raters, self.writers = ctx, plan, raters, writers
         self.sink, self.bar, self.tally = sink, bar, tally
         config = ctx.config
-        self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
+        self.job = ShardJob(database, config.tables, config.achievement_ids, config.since, config.until,
                             ctx.read_stats, config.retry, config.samples_per_reason, config.engine)
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.expected = plan.expected_rows()

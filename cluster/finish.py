@@ -46,6 +46,10 @@ class RunSummary:
     samples (cluster.db.ReadLog.to_dict).
     software: the driver's lock file digest and engine versions (cluster.software.software_record) and
     the Ray nodes that reported the same versions (address, lock_sha256).
+    engine_crashes: rater processes that died and were restarted ({"restarts", "by_rater"}) and the
+    keys quarantined after killing a rater twice ("quarantined": beatmap_md5, mode_vn, mods; their
+    scores are counted and sampled under the skip reason engine_crash). Raters' counters (sr_keys,
+    sr_calculations, sr_errors) start again with a restarted process.
     writes: how an applied run wrote: writers, grants sent to them, batches committed, seconds in which a
     write was in flight, grants written per such second, seconds held by the write governor by reason.
     left_out: achievement ids of the catalogue this database's less_achievements lacks (not evaluated).
@@ -93,6 +97,7 @@ class RunSummary:
     writes: dict = field(default_factory=dict)
     reads: dict = field(default_factory=lambda: db.ReadLog().to_dict())
     software: dict = field(default_factory=dict)
+    engine_crashes: dict = field(default_factory=lambda: {"restarts": 0, "by_rater": {}, "quarantined": []})
     left_out: list = field(default_factory=list)
     not_granted: list = field(default_factory=list)
     stats_only_rows: list = field(default_factory=list, repr=False)
@@ -126,6 +131,7 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
     }
     summary.left_out = list(ctx.left_out)
     summary.reads = tally.reads.to_dict()
+    summary.engine_crashes = tally.engine_crashes
     summary.software = {**software.software_record(), "nodes": tally.nodes}
     evaluated = set(ctx.catalogue.by_id)
     summary.not_granted = [

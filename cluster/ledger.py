@@ -54,11 +54,12 @@ _MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER PRIMARY KEY
 _LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 
-RUN_COMMANDS = ("run", "rollback", "consolidate-mode7")
+RUN_COMMANDS = ("run", "rollback", "consolidate-mode7", "regrant-live")
 RUN_STATUSES = ("running", "finished", "failed", "rolled_back")
 SHARD_STATUSES = ("pending", "running", "done", "failed")
 SHARD_STAGES = ("planned", "evaluating", "writing", "written")
-LEDGER_SOURCES = ("score", "stats_now", "mode7_copy", "mode7_delete", "rollback_delete", "rollback_restore")
+LEDGER_SOURCES = ("score", "stats_now", "mode7_copy", "mode7_delete", "rollback_delete", "rollback_restore",
+                  "live_regrant")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 
 runs = Table(

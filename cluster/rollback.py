@@ -13,6 +13,11 @@ A preview (the default) reads and counts and writes nothing. An applied rollback
 (command "rollback") with its own ledger, written batch by batch in the same transactions as the
 changes, so it can be interrupted and repeated (rows already undone are skipped) and rolled back in
 turn. The target run is marked "rolled_back" (it can no longer be resumed).
+
+Beside the live server (cluster.regrant): while a run's row exists the live server does not grant that
+achievement again, so every rollback counts the rows it deletes whose user has a passed, eligible score
+in that mode since the target run started (`live_affected`, listed in `live_rows`); with a
+`LiveRegrant` it grants them again as the live server would have, as a run of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
-from cluster import db, ledger
+from cluster import db, ledger, regrant
 from cluster.errors import RunStateError
-from cluster.schema import users_achievements
+from cluster.schema import SCORE_TABLES, users_achievements
 
 ROW = ledger.LEDGER_ROW  # ua_id, user_id, achievement_id, mode, created_at
 SAMPLES = 20
@@ -44,6 +49,12 @@ class RollbackSummary:
     deleted / restored / skipped_now: what an applied rollback did; rows that changed between the
                      preview and the write are counted in skipped_now
     samples:         up to 20 rows left alone, with the reason
+    live_since:      when the target run started (unix seconds): live scores from then on count
+    live_affected:   rows to delete whose user has a passed, eligible score in the row's full mode since
+                     live_since (the live server could not grant them while the row existed); the rows
+                     are in `live_rows` (not part of `to_dict`), with live_scores, first_live_score_at and,
+                     when live grants were evaluated, regrant_created_at / regrant_score_id
+    regrant:         what granting them again found and did (cluster.regrant.RegrantSummary), or None
     """
 
     target_run_id: str
@@ -62,9 +73,28 @@ class RollbackSummary:
     skipped_now: int = 0
     samples: list = field(default_factory=list)
     seconds: float = 0.0
+    live_since: int = 0
+    live_affected: int = 0
+    regrant: dict | None = None
+    live_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        del data["live_rows"]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRegrant:
+    """Grant the live-affected rows again (cluster.regrant) after the rollback.
+
+    osu_location / engine_name: the .osu store and SR engine (None: the target run's own); regrant_id:
+    the id of the regrant's run record (None: a fresh one).
+    """
+
+    osu_location: str | None = None
+    engine_name: str | None = None
+    regrant_id: str | None = None
 
 
 def _chunks(items: list, size: int):
@@ -212,12 +242,20 @@ def rollback_run(
     retry: db.RetryPolicy = db.DEFAULT_RETRY,
     log: db.RetryLog | None = None,
     url: str | None = None,
+    live: LiveRegrant | None = None,
 ) -> RollbackSummary:
     """Preview (default) or apply the rollback of run `target_run_id` (see the module docstring).
 
+    With `live`, the live-affected rows are granted again as the live server would have
+    (cluster.regrant): evaluated only in a preview, written as a run of their own when applied (the rows
+    every rollback of the target deleted; repeating an applied rollback completes an interrupted
+    regrant, the grants already written are skipped).
+
     Raises RunStateError when the database has no ledger, the run is unknown, the target is still
-    being worked on by another process, or `rollback_id` is taken; DatabaseUnavailable when a batch
-    keeps failing (repeat the rollback: what was undone is skipped).
+    being worked on by another process, `rollback_id` is taken, or `live` is asked of a target whose
+    rows are not granted live (a rollback, a regrant); ConfigError when live grants need star ratings
+    and no .osu store is known; DatabaseUnavailable when a batch keeps failing (repeat the rollback:
+    what was undone is skipped).
     """
     started = time.perf_counter()
     if not ledger.has_tables(engine):
@@ -225,7 +263,13 @@ def rollback_run(
     target = ledger.load_run(engine, target_run_id)
     if target is None:
         raise RunStateError(target_run_id, "no such run in this database")
-    summary = RollbackSummary(target_run_id, target.command, None, apply, db.mask_url(engine.url))
+    if live is not None:
+        regrant.check_target(target)
+    summary = RollbackSummary(target_run_id, target.command, None, apply, db.mask_url(engine.url),
+                              live_since=target.started_at)
+    present = db.table_names(engine)
+    tables = [t for t in SCORE_TABLES if t in present] if {"beatmaps", "users"} <= present else []
+    live_scores = regrant.live_scores_since(engine, target.started_at, tables)
     if apply:
         if ledger.run_in_use(engine, target_run_id):
             raise RunStateError(target_run_id, "another process is working on this run; stop it before rolling back")
@@ -236,7 +280,7 @@ def rollback_run(
                                                    {"target_run_id": target_run_id}, target_run_id))
     with ledger.run_lock(engine, rollback_id) if apply else contextlib.nullcontext():
         try:
-            _undo(engine, target_run_id, summary, apply, batch_rows, retry, log, url)
+            _undo(engine, target_run_id, summary, apply, batch_rows, retry, log, url, live_scores)
         except BaseException:
             if apply:
                 ledger.update_run(engine, summary.rollback_id, status="failed", summary=summary.to_dict())
@@ -251,16 +295,42 @@ def rollback_run(
             summary.seconds = round(time.perf_counter() - started, 3)
             ledger.update_run(engine, target_run_id, status="rolled_back")
             ledger.update_run(engine, summary.rollback_id, status="finished", summary=summary.to_dict())
+    if live is not None:
+        _regrant(engine, target, summary, live, live_scores, apply, batch_rows, retry, log, url)
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 
 
+def _regrant(engine: sa.Engine, target: ledger.RunRecord, summary: RollbackSummary, live: LiveRegrant,
+             live_scores, apply: bool, batch_rows: int, retry: db.RetryPolicy, log: db.RetryLog | None,
+             url: str | None) -> None:
+    """Evaluate (preview) or write (applied) the live grants of the rows the rollback deletes."""
+    rater = regrant.LiveRater(live.osu_location or target.config.get("osu_location"),
+                              live.engine_name or target.config.get("engine") or regrant.DEFAULT_ENGINE)
+    if apply:  # the rows every rollback of the target deleted, live-affected
+        affected = regrant.live_affected(regrant.deleted_by_rollbacks_of(engine, target.run_id), live_scores)
+    else:
+        affected = summary.live_rows
+    context = {"rollback_id": summary.rollback_id, "target_run_id": target.run_id}
+    result, grants = regrant.regrant_live(engine, affected, target.started_at, rater, apply=apply,
+                                          regrant_id=live.regrant_id, context=context, batch_rows=batch_rows,
+                                          retry=retry, log=log, url=url)
+    summary.regrant = result.to_dict()
+    granted = {(g["user_id"], g["achievement_id"], g["mode"]): g for g in grants}
+    for row in summary.live_rows:
+        grant = granted.get((row["user_id"], row["achievement_id"], row["mode"]))
+        row["regrant_created_at"] = grant["created_at"] if grant else None
+        row["regrant_score_id"] = grant["score_id"] if grant else None
+
+
 def _undo(
     engine: sa.Engine, target_run_id: str, summary: RollbackSummary, apply: bool, batch_rows: int,
-    retry: db.RetryPolicy, log: db.RetryLog | None, url: str | None,
+    retry: db.RetryPolicy, log: db.RetryLog | None, url: str | None, live_scores,
 ) -> None:
     """Undo (or, for a preview, only classify) the target's ledger chunk by chunk: classify read-only,
-    then undo each chunk in one transaction that checks every row again under a lock."""
+    then undo each chunk in one transaction that checks every row again under a lock. The rows to
+    delete that are live-affected (`live_scores`: cluster.regrant.live_scores_since) are counted and
+    listed."""
     rollback_id = summary.rollback_id
     kept = db.KeptConnection(engine)  # one connection for every chunk (a new one after an error)
     try:
@@ -268,6 +338,9 @@ def _undo(
             keep = db.retrying(lambda chunk=chunk: _classify_inserted(kept, chunk, summary),
                                f"read rollback batch {number}", retry, log, url)
             summary.to_delete += len(keep)
+            affected = regrant.live_affected(keep, live_scores)
+            summary.live_affected += len(affected)
+            summary.live_rows += affected
             if apply and keep:
                 db.retrying(lambda keep=keep: delete_recorded(kept, rollback_id, keep, "rollback_delete"),
                             f"rollback delete batch {number}", retry, log, url)

@@ -4,13 +4,22 @@ rosu-pp holds the GIL, so ratings run in separate processes: one `RaterActor` pe
 of a beatmap is routed to the same actor (by its md5), so a map is parsed by one worker for all its
 keys, and an actor remembers what it rated (and what the persistent SR cache holds), so each unique
 (beatmap_md5, mode_vn, narrowed mods) key is computed at most once in a run however many shards ask.
+
+Crashes: a rater whose process dies (a crash inside a compiled engine, the OOM killer, a SIGKILL) is
+restarted by Ray and the calls it was serving are sent to it again (`max_restarts`,
+`max_task_retries`). A `RaterJournal` remembers which beatmaps each rater was rating, so a restarted
+rater knows what was in progress when it died: it rates those beatmaps one key at a time from then
+on, and a key that kills it again is quarantined (sr.errors.EngineCrashed, reason "engine_crash"):
+its scores are evaluated with an unknown star rating. Shard and scan tasks are retried by Ray when
+their process dies (`max_retries`); their results go to the driver, which alone writes.
 """
 
 from __future__ import annotations
 
 import resource
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -19,11 +28,14 @@ import pyarrow as pa
 import ray
 
 from cluster import db
+from cluster.credentials import DatabaseRef
+from cluster.pauses import crash_point, pause_point
 from cluster.shards import ScanRange, Shard, shard_positions
 from conditions.catalogue import load_catalogue
 from conditions.evaluate import evaluate, prepare_scores, sr_keys, stats_only
 from sr.cache import SRCache
 from sr.engines import DEFAULT_ENGINE, engine_named
+from sr.errors import EngineCrashed
 from sr.fetch import BeatmapFetcher
 from sr.keys import SR_KEY_SCHEMA, SR_RESULT_SCHEMA
 from sr.rate import ParsedMaps, rate_keys
@@ -41,7 +53,29 @@ def route(n_raters: int) -> pl.Expr:
     return (prefix.fill_null(0) % n_raters).cast(pl.Int64)
 
 
+def routed(index: int, count: int) -> Callable[[pa.RecordBatch], pa.Array]:
+    """A row mask of the keys routed to rater `index` of `count` (`route`), for sr.cache.SRCache.load."""
+
+    def select(batch: pa.RecordBatch) -> pa.Array:
+        return pl.from_arrow(batch).select(route(count) == index).to_series().to_arrow()
+
+    return select
+
+
+def load_known(cache_: SRCache, index: int, count: int) -> dict[tuple[str, int, int], tuple]:
+    """The ratings the SR cache holds for the keys routed to rater `index` of `count`:
+    {(beatmap_md5, mode_vn, mods): (sr_raw, sr, skip_reason)}. The cache is streamed batch by batch and
+    only this rater's share is kept (a rater's memory does not grow with the other raters' keys)."""
+    known: dict[tuple[str, int, int], tuple] = {}
+    table = cache_.load(select=routed(index, count))
+    for row in zip(*(table.column(name).to_pylist() for name in table.column_names)):
+        known[(row[0], row[1], row[2])] = (row[3], row[4], row[5])
+    return known
+
+
 FLUSH_ROWS = 50_000  # new ratings a rater holds before adding them to the SR cache
+RATER_MAX_RESTARTS = 20  # restarts of one rater in a run; a key that crashes a rater costs two
+TASK_MAX_RETRIES = 3  # tries after the first of a shard or scan task whose process died
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +96,46 @@ class RaterSettings:
     fetch_rate: float = 2.0
 
 
-@ray.remote(num_cpus=1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)  # restarted empty: crashes then go unjournaled
+class RaterJournal:
+    """What each rater of a run is rating right now, kept outside the raters so it outlives them.
+
+    A rater calls `begin(rater, md5s)` before it rates a batch of keys (or `begin(rater, key=k)` for a
+    single key) and `end(rater)` after. A rater process that dies leaves its entry behind; the restarted
+    rater calls `started(rater, restarted)` first and gets back the suspect beatmaps (those in a batch
+    when a process died: rated one key at a time from then on) and the quarantined keys (a single key
+    in progress when a process died: it had been in progress at the crash before too).
+    `report()`: {"restarts": n, "by_rater": {index: n}, "quarantined": [{beatmap_md5, mode_vn, mods}]}.
+    """
+
+    def __init__(self) -> None:
+        self.rating: dict[int, tuple[tuple[str, ...], tuple | None]] = {}
+        self.suspects: dict[int, set[str]] = defaultdict(set)
+        self.quarantined: dict[int, set[tuple]] = defaultdict(set)
+        self.restarts: Counter = Counter()
+
+    def begin(self, rater: int, md5s: tuple[str, ...] = (), key: tuple | None = None) -> None:
+        self.rating[rater] = (tuple(md5s), tuple(key) if key is not None else None)
+
+    def end(self, rater: int) -> None:
+        self.rating.pop(rater, None)
+
+    def started(self, rater: int, restarted: bool) -> tuple[set[str], set[tuple]]:
+        if restarted:
+            self.restarts[rater] += 1
+        md5s, key = self.rating.pop(rater, ((), None))
+        self.suspects[rater].update(md5s)
+        if key is not None:
+            self.quarantined[rater].add(key)
+        return set(self.suspects[rater]), set(self.quarantined[rater])
+
+    def report(self) -> dict:
+        keys = sorted(key for keys in self.quarantined.values() for key in keys)
+        return {"restarts": sum(self.restarts.values()), "by_rater": {str(r): n for r, n in sorted(self.restarts.items())},
+                "quarantined": [{"beatmap_md5": k[0], "mode_vn": k[1], "mods": k[2]} for k in keys]}
+
+
+@ray.remote(num_cpus=1, max_restarts=RATER_MAX_RESTARTS, max_task_retries=-1)
 class RaterActor:
     """Rates the SR keys routed to it (rater `index` of `count`), once per key.
 
@@ -70,22 +143,32 @@ class RaterActor:
     are added to the cache by `flush()`. `rate(keys)` takes an Arrow table in sr.keys.SR_KEY_SCHEMA
     (mods: the engine's narrowed key mods) and returns SR_RESULT_SCHEMA rows for exactly those keys;
     `queue(keys)` and `rate_queued()` rate a table scan's keys ahead of the shards that ask for them;
-    `stats()` reports what the actor did.
+    `stats()` reports what the actor did (since its process last started).
+
+    `journal` (a RaterJournal, optional) makes crashes survivable key by key: see the module docstring.
+    A restarted rater starts with an empty queue and counters; the keys it was asked for are rated
+    again when the shards ask (the retried calls).
     """
 
-    def __init__(self, settings: RaterSettings, index: int = 0, count: int = 1) -> None:
+    def __init__(self, settings: RaterSettings, index: int = 0, count: int = 1, journal=None) -> None:
         fetcher = BeatmapFetcher(settings.fetch_template, rate=settings.fetch_rate) if settings.fetch_template else None
         self.store = OsuStore(settings.osu_location, fetcher)
         self.engine = engine_named(settings.engine)
         self.engine.warmup()
+        self.index = index
+        self.journal = journal
         self.known: dict[tuple[str, int, int], tuple] = {}
         self.cache = None
         if settings.cache_location:
             self.cache = SRCache(settings.cache_location, self.engine.name, self.engine.version)
-            cached = pl.from_arrow(self.cache.load()).filter(route(count) == index)
-            for row in cached.iter_rows():
-                self.known[(row[0], row[1], row[2])] = (row[3], row[4], row[5])
+            self.known = load_known(self.cache, index, count)
         self.cached_keys = set(self.known)
+        self.suspects: set[str] = set()
+        if journal is not None:
+            restarted = ray.get_runtime_context().was_current_actor_reconstructed
+            self.suspects, quarantined = ray.get(journal.started.remote(index, restarted))
+            for key in quarantined:
+                self.known[key] = (None, None, EngineCrashed.reason)
         self.maps = ParsedMaps()
         self.requested: set[tuple[str, int, int]] = set()
         self.unflushed: list[pa.Table] = []
@@ -134,19 +217,33 @@ class RaterActor:
         requested = list(zip(*(keys.column(name).to_pylist() for name in ("beatmap_md5", "mode_vn", "mods"))))
         self.requested.update(requested)
         unknown = [i for i, key in enumerate(requested) if key not in self.known]
-        if unknown:
-            batch = rate_keys(keys.take(unknown), self.store, self.engine, self.maps)
-            self.calculations += batch.calculations
-            self.unflushed.append(batch.table)
-            if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:
-                self.flush()
-            for row in batch.table.to_pylist():
-                self.known[(row["beatmap_md5"], row["mode_vn"], row["mods"])] = (
-                    row["sr_raw"],
-                    row["sr"],
-                    row["skip_reason"],
-                )
+        ordinary = [i for i in unknown if requested[i][0] not in self.suspects]
+        if ordinary:
+            self._rate_batch(keys.take(ordinary), tuple(sorted({requested[i][0] for i in ordinary})), None)
+        for i in unknown:
+            if requested[i][0] in self.suspects:  # was being rated when a rater died: one key at a time
+                self._rate_batch(keys.take([i]), (), requested[i])
         return requested
+
+    def _rate_batch(self, keys: pa.Table, md5s: tuple[str, ...], key: tuple | None) -> None:
+        """Rate `keys` (beatmaps `md5s`, or the single `key`), journaled when the run keeps a journal."""
+        if self.journal is not None:
+            ray.get(self.journal.begin.remote(self.index, md5s, key))
+        pause_point("rater")
+        crash_point(keys)
+        batch = rate_keys(keys, self.store, self.engine, self.maps)
+        if self.journal is not None:
+            ray.get(self.journal.end.remote(self.index))
+        self.calculations += batch.calculations
+        self.unflushed.append(batch.table)
+        if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:
+            self.flush()
+        for row in batch.table.to_pylist():
+            self.known[(row["beatmap_md5"], row["mode_vn"], row["mods"])] = (
+                row["sr_raw"],
+                row["sr"],
+                row["skip_reason"],
+            )
 
     def flush(self) -> int:
         """Add the results rated since the last flush to the SR cache. Returns the rows kept."""
@@ -177,7 +274,8 @@ class RaterActor:
 class ShardJob:
     """What every shard task of a run needs besides its shard.
 
-    db_url:             SQLAlchemy URL (never logged unmasked).
+    database:           where the task's process finds the database URL (cluster.credentials): the
+                        URL itself never travels in task arguments.
     tables:             score tables to read.
     achievement_ids:    the catalogue subset to evaluate (None: all).
     since / until:      score-time window (unix seconds, [since, until)) of the scores that may grant.
@@ -187,7 +285,7 @@ class ShardJob:
     engine:             the SR engine's name, for narrowing the SR keys.
     """
 
-    db_url: str
+    database: DatabaseRef
     tables: tuple[str, ...]
     achievement_ids: tuple[int, ...] | None = None
     since: int | None = None
@@ -255,7 +353,7 @@ def _catalogue(achievement_ids: tuple[int, ...] | None):
     return catalogue.select(achievement_ids) if achievement_ids else catalogue
 
 
-@ray.remote(num_cpus=0, num_returns=2)
+@ray.remote(num_cpus=0, num_returns=2, max_retries=TASK_MAX_RETRIES)
 def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table) -> tuple[pa.Table, ShardOutcome]:
     """Read a shard's scores, have the raters rate its SR keys, evaluate the catalogue on it.
 
@@ -273,7 +371,8 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     seconds: dict[str, float] = {}
     retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     users = shard.user_ids
     try:
         if scanned:
@@ -284,16 +383,16 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
             scores, rows_read = db.retrying(
                 lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users,
                                              reads=reads),
-                f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
+                f"read scores of shard {shard.index}", job.retry, retries, url,
             )
         held = db.retrying(
             lambda: db.read_held(engine, shard.user_lo, shard.user_hi, users),
-            f"read achievements of shard {shard.index}", job.retry, retries, job.db_url,
+            f"read achievements of shard {shard.index}", job.retry, retries, url,
         )
         stats = (
             db.retrying(
                 lambda: db.read_user_stats(engine, shard.user_lo, shard.user_hi, users),
-                f"read user_stats of shard {shard.index}", job.retry, retries, job.db_url,
+                f"read user_stats of shard {shard.index}", job.retry, retries, url,
             )
             if job.read_stats
             else None
@@ -301,6 +400,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     finally:
         engine.dispose()
     seconds["read"] = time.perf_counter() - started
+    pause_point("shard_task")
 
     started = time.perf_counter()
     prepared = narrow_sr_keys(prepare_scores(pl.from_arrow(scores), job.since, job.until), job.engine)
@@ -366,21 +466,22 @@ class ScanOutcome:
     reads: db.ReadLog = field(default_factory=db.ReadLog)
 
 
-@ray.remote(num_cpus=0, num_returns=3)
+@ray.remote(num_cpus=0, num_returns=3, max_retries=TASK_MAX_RETRIES)
 def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table, db.ReadLog]:
     """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
     read once and kept in the object store, and the readers that read them. Retried like the shard reads."""
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     reads = db.ReadLog()
     try:
         beatmap_rows, user_rows = db.retrying(lambda: db.read_lookups(engine, reads), "read beatmaps and users",
-                                              job.retry, url=job.db_url)
+                                              job.retry, url=url)
         return beatmap_rows, user_rows, reads
     finally:
         engine.dispose()
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_retries=TASK_MAX_RETRIES)
 def scan_range(
     job: ShardJob, scan: ScanRange, wave: list[Shard], n_raters: int, beatmap_rows: pa.Table, user_rows: pa.Table
 ) -> tuple:
@@ -400,11 +501,12 @@ def scan_range(
     seconds: dict[str, float] = {}
     retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
-    engine = db.connect(job.db_url)
+    url = job.database.resolve()
+    engine = db.connect(url)
     try:
         rows = db.retrying(
             lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi, reads=reads),
-            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
+            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, url,
         )
     finally:
         engine.dispose()

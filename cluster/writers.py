@@ -24,6 +24,7 @@ import pyarrow as pa
 import ray
 
 from cluster import db, ledger
+from cluster.credentials import DatabaseRef
 from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
 from cluster.shards import Shard
@@ -35,13 +36,14 @@ WRITE_RETRIES = 3  # runs of an interrupted write on a restarted writer before i
 class WriterSettings:
     """What every writer of a run needs.
 
-    db_url:     the primary's URL (never logged unmasked); run_id: the run being written.
+    database:   where the writer finds the primary's URL on its side (cluster.credentials.DatabaseRef: the
+                URL never travels in actor arguments); run_id: the run being written.
     batch_rows: rows per write transaction when no governor sizes them; retry: database retry policy.
     lock:       the run's lock as the driver holds it (cluster.ledger.LockToken): every write transaction
                 commits only while the driver still holds it (None: SQLite, or no lock).
     """
 
-    db_url: str
+    database: DatabaseRef
     run_id: str
     batch_rows: int = 1000
     retry: db.RetryPolicy = db.DEFAULT_RETRY
@@ -75,7 +77,8 @@ class WriterActor:
 
     def __init__(self, settings: WriterSettings, governor=None) -> None:
         self.settings = settings
-        self.database = db.Database(settings.db_url, settings.retry)
+        self.url = settings.database.resolve()
+        self.database = db.Database(self.url, settings.retry)
         self.governor = GovernorClient(governor) if governor is not None else None
 
     def write(self, shard: Shard, grants: pa.Table, extra: list[dict], update: ledger.ShardUpdate) -> WriteOutcome:
@@ -84,15 +87,15 @@ class WriterActor:
         log = db.RetryLog()
         rows = grants.to_pylist() + list(extra)
         db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, update, lock=settings.lock),
-                    f"update progress of shard {shard.index}", settings.retry, log, settings.db_url)
+                    f"update progress of shard {shard.index}", settings.retry, log, self.url)
         waited_before = dict(self.governor.waited) if self.governor is not None else {}
         result = ledger.write_ledgered(
             engine, settings.run_id, rows, source="score", shard=shard.index, batch_rows=settings.batch_rows,
-            retry=settings.retry, log=log, url=settings.db_url, governor=self.governor, lock=settings.lock,
+            retry=settings.retry, log=log, url=self.url, governor=self.governor, lock=settings.lock,
         )
         done = ledger.ShardUpdate(status="done", stage="written", finished_at=ledger.now())
         db.retrying(lambda: ledger.update_shard(engine, settings.run_id, shard.index, done, lock=settings.lock),
-                    f"mark shard {shard.index} done", settings.retry, log, settings.db_url)
+                    f"mark shard {shard.index} done", settings.retry, log, self.url)
         pause_point("shard")
         waited = {reason: seconds - waited_before.get(reason, 0.0)
                   for reason, seconds in (self.governor.waited.items() if self.governor is not None else ())}

@@ -18,7 +18,9 @@ Steps (each pipeline run in a fresh spawned process with its own local Ray, so p
 5. the naive way on a sample (default 2,000 scores): load, parse and rate every score on its own, one
    process; naive_ratio = naive seconds per score / the cold run's seconds per score;
 6. --nodes 1,2,4: the cold run again on a Ray cluster of a 0-CPU head and N worker nodes on this
-   host (workers // N CPUs each, at least 1), with the speedup over the first count.
+   host (workers // N CPUs each, at least 1), with the speedup over the first count;
+7. with --apply: `verify` of the applied run left in the table, in a process of its own: its peak
+   RSS and wall seconds ("verify").
 
 Prints one table; --json FILE writes it as JSON (seconds in s, memory in MB).
 """
@@ -143,7 +145,8 @@ def measure(args: argparse.Namespace, say=print) -> dict:
         _server(server, f"CREATE DATABASE `{throwaway}` CHARACTER SET latin1")
         url = f"{server}/{throwaway}"
     result: dict = {"database": mask_url(url), "throwaway_database": throwaway is not None,
-                    "mode": "apply (cold run rolled back before the warm run)" if args.apply
+                    "mode": ("apply (cold run left in place: --no-warm)" if args.no_warm else
+                             "apply (cold run rolled back before the warm run)") if args.apply
                     else "dry run (grants to a throwaway --out Parquet file)"}
     try:
         existing = _score_rows(url)
@@ -200,6 +203,13 @@ def _benchmark(args, url: str, osu_dir: str, work: Path, tag: str, result: dict,
         result["warm_speedup"] = round(cold["seconds"]["total"] / warm["seconds"]["total"], 2)
     else:
         result["warm"], result["warm_speedup"] = None, None
+
+    if args.apply:  # verify the applied run still in the table (the warm one; the cold one without --no-warm)
+        applied = f"bench-warm-{tag}" if result["warm"] else config.run_id
+        say(f"bench: verify {applied} (its own process)")
+        result["verify"] = bench.verify_isolated(url, applied)
+    else:
+        result["verify"] = None
 
     say("bench: floor (read all rows; time a sample of keys)")
     read_s, rows = bench.read_seconds(url, args.shard_rows, cold["read_mode"] or "users")
@@ -300,6 +310,13 @@ def format_table(r: dict) -> str:
                      f"mean {stats['mean_s'] * 1e3:7.2f} ms per key")
     if warm:
         lines.append(f"  warm re-run: {r['warm_speedup']}x faster than cold ({cold['wall_s']:.1f} s -> {warm['wall_s']:.1f} s)")
+    if r.get("verify"):
+        v = r["verify"]
+        lines.append(f"  verify after the applied run: peak RSS {v['peak_rss_mb']:,.0f} MB, {v['seconds']:.1f} s "
+                     f"({v['users_achievements_rows']:,} users_achievements rows, {v['ledger_rows']:,} ledger rows, "
+                     f"{v['grants_checked']:,} grants checked)")
+    elif "verify" in r:
+        lines.append("  verify: not measured (needs --apply)")
     if r.get("naive"):
         n = r["naive"]
         lines.append(f"  naive (per-score load+parse+rate, 1 process): {n['scores']:,} scores in {n['seconds']:.1f} s = "
@@ -336,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # through the console script's handler: errors masked like everywhere else
     import sys
 
-    sys.exit(main())
+    from jobs import cli
+
+    sys.exit(cli.main(["bench", *sys.argv[1:]]))

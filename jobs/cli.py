@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 import sqlalchemy as sa
 
@@ -40,20 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script. Returns the exit code (2 for a run that cannot start)."""
+    """Entry point of the console script, and of `python -m jobs.backfill` / `jobs.bench` /
+    `jobs.compare`. Returns the exit code (2 for a run that cannot start, 1 for a failure, 130 when
+    interrupted). Every error is printed with credentials masked (cluster.db.mask_text): the known ones
+    as one line, anything else as its traceback."""
     args = build_parser().parse_args(argv)
+    urls = (getattr(args, "db", None), os.environ.get(backfill.DB_ENV))
     handlers = {"run": backfill.run, "demo": demo.run, "rate": rate.run, "compare": compare.run,
                 "rollback": rollback.run, "verify": verify.run, "consolidate-mode7": consolidation.run,
                 "synth": synth.run, "bench": bench.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, ConditionError) as exc:
-        print(f"sr-backfill {args.command}: {mask_text(str(exc), getattr(args, 'db', None))}", file=sys.stderr)
+        print(f"sr-backfill {args.command}: {mask_text(str(exc), *urls)}", file=sys.stderr)
         return 2
     except (ClusterError, sa.exc.SQLAlchemyError) as exc:  # the database failed: never print its URL
         detail = str(getattr(exc, "orig", None) or exc)
-        print(f"sr-backfill {args.command}: {type(exc).__name__}: {mask_text(detail, getattr(args, 'db', None))}",
-              file=sys.stderr)
+        print(f"sr-backfill {args.command}: {type(exc).__name__}: {mask_text(detail, *urls)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sr-backfill {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # unexpected: the traceback helps, masked like every other message
+        print(mask_text(traceback.format_exc(), *urls), file=sys.stderr)
+        print(f"sr-backfill {args.command}: failed (traceback above)", file=sys.stderr)
         return 1
 
 

@@ -554,5 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through the console script's handler: errors masked like everywhere else
+    from jobs import cli
+
+    sys.exit(cli.main(["compare", *sys.argv[1:]]))

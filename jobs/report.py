@@ -1,7 +1,8 @@
 """Human-readable summaries and report files of the commands (run, rollback, verify, consolidate-mode7).
 
 A run's report is a JSON summary (RunSummary.to_dict) plus CSVs next to it: NAME.errors.csv, the
-sample score ids of every skip reason, database retries, ConnectorX fallbacks and failed shards; NAME.stats-only.csv, every
+sample score ids of every skip reason, database retries, ConnectorX fallbacks, failed shards and
+quarantined SR keys (engine_crash_key); NAME.stats-only.csv, every
 user whose current user_stats reach a play-count/hit achievement the stored plays do not.
 """
 
@@ -44,6 +45,7 @@ def format_summary(summary: dict) -> str:
     fallback = summary.get("stats_fallback") or {}
     failures = summary.get("database_errors") or {}
     reads = summary.get("reads") or {}
+    crashes = summary.get("engine_crashes") or {}
     lines = [
         (
             f"sr-backfill run {summary.get('run_id', '')} on {summary['database']} "
@@ -90,6 +92,8 @@ def format_summary(summary: dict) -> str:
         + ("; ConnectorX fallbacks: " + ", ".join(f"{reason}: {n:,}" for reason, n in reads["fallbacks"].items())
            if reads.get("fallbacks") else ""),
         _software_line(summary.get("software") or {}),
+        f"  rater restarts      {crashes.get('restarts', 0)}"
+        + (f" ({len(crashes['quarantined'])} keys quarantined: engine_crash)" if crashes.get("quarantined") else ""),
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
@@ -159,6 +163,11 @@ def write_run_report(summary: dict, stats_only_rows: list[dict], report: Path) -
         for failed in errors.get("failed_shards") or ():
             writer.writerow({"run_id": run_id, "reason": "shard_failed", "count": len(errors["failed_shards"]),
                              "detail": f"shard {failed['shard']}: {failed['error']}"})
+        quarantined = (summary.get("engine_crashes") or {}).get("quarantined") or ()
+        for key in quarantined:
+            writer.writerow({"run_id": run_id, "reason": "engine_crash_key", "count": len(quarantined),
+                             "beatmap_md5": key["beatmap_md5"],
+                             "detail": f"mode_vn {key['mode_vn']}, mods {key['mods']}: killed its rater twice"})
     with paths["stats_only"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, STATS_ONLY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -187,6 +196,18 @@ def format_rollback(summary: dict) -> str:
     ]
     if summary["applied"] and summary["skipped_now"]:
         lines.append(f"  changed meanwhile   {summary['skipped_now']:,} (left alone)")
+    lines.append(f"  earned live since   {summary.get('live_affected', 0):,} of the rows to delete: the user has a passed, "
+                 f"eligible score in that mode since the run started ({summary.get('live_since', 0)})"
+                 + (f"; listed in {summary['live_csv']}" if summary.get("live_csv") else ""))
+    regrant = summary.get("regrant")
+    if regrant:
+        lines.append(
+            f"  granted again live  {regrant['met']:,} of {regrant['affected']:,} met by a live score "
+            + (f"-> inserted {regrant['inserted']:,} as run {regrant['run_id']}"
+               + (f" ({regrant['already_present']:,} present already)" if regrant["already_present"] else "")
+               if regrant["applied"] else "-> would be granted (preview)")
+            + f"; {regrant['not_met']:,} not met"
+        )
     for sample in summary["samples"][:5]:
         lines.append(f"    e.g. row {sample['ua_id']} user {sample['user_id']} achievement {sample['achievement_id']} "
                      f"mode {sample['mode']}: {sample['why']}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,11 +43,24 @@ class SRCache:
         self.directory = f"{root.rstrip('/')}/{_slug(engine_name)}/{_slug(engine_version)}"
         self.filesystem.create_dir(self.directory, recursive=True)
 
-    def load(self, keep=None) -> pa.Table:
+    def load(self, keep=None, select: Callable[[pa.RecordBatch], pa.Array] | None = None,
+             batch_rows: int = 32_768) -> pa.Table:
         """Every cached row (SR_RESULT_SCHEMA), optionally filtered by `keep`, a pyarrow compute
-        expression on the columns (e.g. a rater's share of the beatmaps). Duplicates are dropped."""
+        expression on the columns, and by `select`, a function of a record batch returning a boolean
+        mask of the rows to keep (e.g. a rater's share of the beatmaps: cluster.workers.routed). With
+        `select` the parts are streamed `batch_rows` rows at a time, one batch in memory besides the
+        rows kept. Duplicates are dropped."""
         dataset = ds.dataset(self.directory, format="parquet", filesystem=self.filesystem, schema=SR_RESULT_SCHEMA)
-        table = dataset.to_table(filter=keep)
+        if select is None:
+            table = dataset.to_table(filter=keep)
+        else:
+            kept = []
+            for batch in dataset.to_batches(filter=keep, batch_size=batch_rows, batch_readahead=0,
+                                            fragment_readahead=0, use_threads=False):
+                part = batch.filter(select(batch))
+                if part.num_rows:
+                    kept.append(part)
+            table = pa.Table.from_batches(kept, schema=SR_RESULT_SCHEMA)
         if table.num_rows == 0:
             return SR_RESULT_SCHEMA.empty_table()
         return table.group_by(["beatmap_md5", "mode_vn", "mods"], use_threads=False).aggregate(
@@ -59,7 +73,15 @@ class SRCache:
         keep = pc.or_(pc.is_null(reason), pc.is_in(reason, pa.array(CACHEABLE_REASONS)))
         rows = results.filter(keep).cast(SR_RESULT_SCHEMA)
         if rows.num_rows:
-            path = f"{self.directory}/part-{uuid.uuid4().hex}.parquet"
-            with self.filesystem.open_output_stream(path) as stream:
-                pq.write_table(rows, stream)
+            name = f"part-{uuid.uuid4().hex}.parquet"
+            if isinstance(self.filesystem, pafs.LocalFileSystem):
+                # written under a name dataset discovery skips ("_"), then renamed: a process killed
+                # mid-write (a crashed rater) leaves no half-written part for the next load to trip on
+                partial = f"{self.directory}/_{name}.partial"
+                with self.filesystem.open_output_stream(partial) as stream:
+                    pq.write_table(rows, stream)
+                self.filesystem.move(partial, f"{self.directory}/{name}")
+            else:  # object stores publish an object only once its upload completes
+                with self.filesystem.open_output_stream(f"{self.directory}/{name}") as stream:
+                    pq.write_table(rows, stream)
         return rows.num_rows

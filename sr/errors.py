@@ -7,6 +7,10 @@
 #     NonFiniteRating                the engine returned NaN or infinity             reason "non_finite"
 #     EngineFailed                   the engine raised                               reason "engine_failed"
 #     AutopilotRewriteFailed         the distance-free rewrite kept some aim         reason "autopilot_rewrite"
+#     BeatmapMalformed               the decoded map breaks an invariant of the      reason "malformed_map"
+#                                    compiled relax kernels (checked before they run)
+#     EngineCrashed                  rating the key killed its rater process twice   reason "engine_crash"
+#                                    (quarantined for the rest of the run)
 #   PerfServiceError                 the performance service gave no usable answer; `url` is always masked
 #     PerfUnreachable                connection refused/reset, DNS, protocol error    retried with backoff
 #     PerfTimeout                    no answer within the per-request timeout          retried with backoff
@@ -99,6 +103,26 @@ class AutopilotRewriteFailed(RatingError):
 
 
 REASONS = REASONS + (AutopilotRewriteFailed.reason,)
+
+
+class BeatmapMalformed(RatingError):
+    """The decoded map breaks an invariant the compiled relax kernels (sr.osu2019) index by: an object,
+    slider or control-point offset out of range, arrays of different lengths, a non-finite time. The
+    kernels run without bounds checks, so this is checked before they run: a named error instead of a
+    read or write out of bounds."""
+
+    reason = "malformed_map"
+
+
+class EngineCrashed(RatingError):
+    """Rating this key killed the rater process twice (a crash inside the engine: a segfault, an abort,
+    the OOM killer). The key is quarantined for the rest of the run: its scores are evaluated with an
+    unknown star rating, like any key that could not be rated (cluster.workers)."""
+
+    reason = "engine_crash"
+
+
+REASONS = REASONS + (BeatmapMalformed.reason, EngineCrashed.reason)
 
 
 class PerfServiceError(SRError):

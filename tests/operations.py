@@ -129,5 +129,29 @@ def kill_when_paused(proc: subprocess.Popen, marker: Path, timeout: float = 180)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.returncode
-    marker.unlink()
+    clear_pause(marker)
     return content
+
+
+def paused_pid(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> tuple[str, int]:
+    """Wait until some process of the job (the job itself or one of its Ray workers) pauses at its
+    pause point (cluster.pauses); return (the marker's content, the paused process's pid). The job is
+    left running. Fails like `kill_when_paused` if the job exits or times out first."""
+    deadline = time.monotonic() + timeout
+    pid_file = Path(f"{marker}.pid")
+    while not marker.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"job exited ({proc.returncode}) before pausing:\n{out[-2000:]}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f"job did not pause in {timeout}s:\n{out[-2000:]}\n{err[-3000:]}")
+        time.sleep(0.05)
+    return marker.read_text(), int(pid_file.read_text())
+
+
+def clear_pause(marker: Path) -> None:
+    """Remove a pause marker and its claim and pid files (cluster.pauses), so that the next job may pause."""
+    for path in (marker, Path(f"{marker}.claimed"), Path(f"{marker}.pid")):
+        path.unlink(missing_ok=True)

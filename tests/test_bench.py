@@ -93,3 +93,17 @@ def test_memory_is_bounded_by_the_shard_not_the_run(tmp_path):
                   f"raters {small['raters']:.0f} / {large['raters']:.0f}")
     for process in ("driver", "shard_tasks"):
         assert large[process] <= small[process] * 1.15 + 40, (process, small, large)
+
+
+@pytest.mark.ray
+def test_bench_with_apply_measures_verify_after_the_applied_run(fresh_mariadb_url, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = _args(db=fresh_mariadb_url, scores=3000, maps=30, users=100, workers=2, shard_rows=1000, apply=True,
+                 no_warm=True, naive_scores=0, key_sample=100, json=out, work_dir=tmp_path / "work")
+    assert bench_job.run(args) == 0
+    assert "verify after the applied run: peak RSS" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    verify = result["verify"]
+    assert verify["run_id"].startswith("bench-cold-") and verify["problems"] == []
+    assert verify["grants_checked"] == verify["ledger_rows"] == result["grants_written"] > 0
+    assert 0 < verify["peak_rss_mb"] < 1024

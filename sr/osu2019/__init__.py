@@ -23,17 +23,27 @@ import numpy as np
 
 from sr.errors import (
     BeatmapBadFormat,
+    BeatmapMalformed,
     ConvertUnsupported,
     EngineFailed,
     NonFiniteRating,
 )
-from sr.osu2019.decode import RawMap, read_map, total_order_key
+from sr.osu2019.decode import (
+    KIND_CIRCLE,
+    KIND_SLIDER,
+    KIND_SPINNER,
+    PT_NONE,
+    PT_PERFECT,
+    RawMap,
+    read_map,
+    total_order_key,
+)
 from sr.osu2019.objects import MAX_STORED, slider_vertices
 from sr.osu2019.stars import mod_attributes, stars_kernel
 
 VERSION = "osu2019-port 1 (akatsuki-pp-rs c0e499e, rosu-map 0.2.0)"
 
-__all__ = ["VERSION", "Osu2019Beatmap", "build", "parse", "relax_stars", "warmup"]
+__all__ = ["VERSION", "Osu2019Beatmap", "build", "check_beatmap", "check_raw", "parse", "relax_stars", "warmup"]
 
 
 class Osu2019Beatmap:
@@ -74,7 +84,8 @@ def parse(content: bytes, beatmap_md5: str = "") -> Osu2019Beatmap:
     """Decode .osu bytes the way the live relax path does and precompute slider check points.
 
     Raises BeatmapBadFormat (no hit objects: empty, corrupt, truncated, headerless garbage),
-    ConvertUnsupported (the file's Mode is not 0), EngineFailed (pathological slider ticks).
+    ConvertUnsupported (the file's Mode is not 0), EngineFailed (pathological slider ticks),
+    BeatmapMalformed (the decoded map breaks an invariant the compiled kernels rely on).
     """
     # the reader swallows line errors like rosu-map; this is only a guard
     try:
@@ -99,6 +110,7 @@ def build(
     n = len(raw.obj_times)
     if n == 0:
         raise BeatmapBadFormat(beatmap_md5, "no hit objects")
+    check_raw(raw, beatmap_md5)
 
     times64 = np.asarray(raw.obj_times, dtype=np.float64)
     keys = total_order_key(times64)
@@ -183,7 +195,104 @@ def build(
         float(raw.slider_tick_rate),
         int(raw.version),
     )
+    check_beatmap(bm)
     return bm
+
+
+# ---------------------------------------------------------------- kernel input guards
+#
+# The numba kernels (scan, curve, objects, stars) run without bounds checks: an offset or index out of
+# range reads or writes memory that is not the array's, which can corrupt a rater or kill it. The
+# decoder builds consistent arrays; these checks make sure of it before any kernel indexes by them,
+# turning a malformed map into a BeatmapMalformed (O(n) numpy work, once per map).
+
+
+def _malformed(beatmap_md5: str, what: str) -> BeatmapMalformed:
+    return BeatmapMalformed(beatmap_md5, what)
+
+
+def _offsets_ok(offsets: np.ndarray, count: int, total: int) -> bool:
+    """`offsets` has count + 1 entries, starts at 0, never decreases and ends at `total`."""
+    return (
+        offsets.shape == (count + 1,)
+        and int(offsets[0]) == 0
+        and int(offsets[-1]) == total
+        and bool(np.all(np.diff(offsets) >= 0))
+    )
+
+
+def check_raw(raw: RawMap, beatmap_md5: str = "") -> None:
+    """Check what the slider kernels (objects.slider_vertices, curve.py) will index by.
+
+    Every per-object array has one entry per hit object, kinds are circle/slider/spinner, each slider
+    object names its own slider (0, 1, 2, ... in file order) and every other object none, control
+    points of slider s are cp[cp_off[s]:cp_off[s + 1]] within the control-point arrays, timing and
+    difficulty point arrays pair up, times are finite. Raises BeatmapMalformed naming the first
+    broken rule.
+    """
+    n = len(raw.obj_times)
+    for name in ("obj_x", "obj_y", "obj_kind", "slider_index"):
+        if len(getattr(raw, name)) != n:
+            raise _malformed(beatmap_md5, f"{name} has {len(getattr(raw, name))} entries for {n} objects")
+    times = np.asarray(raw.obj_times, dtype=np.float64)
+    if not np.all(np.isfinite(times)):
+        raise _malformed(beatmap_md5, "a hit object time is not finite")
+    kind = np.asarray(raw.obj_kind, dtype=np.int64)
+    if not np.all(np.isin(kind, (KIND_CIRCLE, KIND_SLIDER, KIND_SPINNER))):
+        raise _malformed(beatmap_md5, "a hit object kind is unknown")
+    n_sliders = len(raw.slider_repeats)
+    for name in ("slider_has_len", "slider_len"):
+        if len(getattr(raw, name)) != n_sliders:
+            raise _malformed(beatmap_md5, f"{name} has {len(getattr(raw, name))} entries for {n_sliders} sliders")
+    slider_index = np.asarray(raw.slider_index, dtype=np.int64)
+    is_slider = kind == KIND_SLIDER
+    if not np.array_equal(slider_index[is_slider], np.arange(n_sliders)) or np.any(slider_index[~is_slider] != -1):
+        raise _malformed(beatmap_md5, "slider indexes do not number the slider objects 0, 1, 2, ...")
+    if np.any(np.asarray(raw.slider_repeats, dtype=np.int64) < 0):
+        raise _malformed(beatmap_md5, "a slider repeats a negative number of times")
+    n_cp = len(raw.cp_x)
+    if len(raw.cp_y) != n_cp or len(raw.cp_type) != n_cp:
+        raise _malformed(beatmap_md5, "control point arrays differ in length")
+    if not _offsets_ok(np.asarray(raw.cp_off, dtype=np.int64), n_sliders, n_cp):
+        raise _malformed(beatmap_md5, "control point offsets are out of range")
+    if not np.all(np.isin(np.asarray(raw.cp_type, dtype=np.int64), np.arange(PT_NONE, PT_PERFECT + 1))):
+        raise _malformed(beatmap_md5, "a control point has an unknown path type")
+    if len(raw.timing_times) != len(raw.timing_beat_lens):
+        raise _malformed(beatmap_md5, "timing point arrays differ in length")
+    if not len(raw.diff_times) == len(raw.diff_svs) == len(raw.diff_gen_ticks):
+        raise _malformed(beatmap_md5, "difficulty point arrays differ in length")
+
+
+def check_beatmap(bm: Osu2019Beatmap) -> None:
+    """Check what `stars_kernel` will index by (run by `build` on every map it returns).
+
+    Per-object arrays have one entry per object, each slider object's index is a slider of the map,
+    stored check points of slider s are v[v_off[s]:v_off[s + 1]], the curve of a lazy slider
+    path[path_off[s]:path_off[s + 1]] and lens[lens_off[s]:lens_off[s + 1]], per-slider arrays
+    have one entry per slider. Raises BeatmapMalformed.
+    """
+    md5 = bm.beatmap_md5
+    n = bm.times.shape[0]
+    for name in ("x", "y", "kind", "slider_of"):
+        if getattr(bm, name).shape != (n,):
+            raise _malformed(md5, f"{name} has the wrong shape for {n} objects")
+    lazy, path_x, path_y, path_off, lens, lens_off, s_times, beat_lens, svs, gens, s_rep = bm.lazy
+    n_sliders = lazy.shape[0]
+    for name, array in (("start times", s_times), ("beat lengths", beat_lens), ("velocities", svs),
+                        ("tick flags", gens), ("repeats", s_rep)):
+        if array.shape != (n_sliders,):
+            raise _malformed(md5, f"slider {name} have the wrong shape for {n_sliders} sliders")
+    sliders = bm.slider_of[bm.kind == KIND_SLIDER]
+    if sliders.size and (int(sliders.min()) < 0 or int(sliders.max()) >= n_sliders):
+        raise _malformed(md5, "a slider object names no slider of the map")
+    if bm.vx.shape != bm.vy.shape or not _offsets_ok(bm.v_off, n_sliders, bm.vx.shape[0]):
+        raise _malformed(md5, "slider check point offsets are out of range")
+    if path_x.shape != path_y.shape or not _offsets_ok(path_off, n_sliders, path_x.shape[0]):
+        raise _malformed(md5, "slider path offsets are out of range")
+    if not _offsets_ok(lens_off, n_sliders, lens.shape[0]):
+        raise _malformed(md5, "slider length offsets are out of range")
+    if np.any(np.diff(lens_off)[lazy] < np.diff(path_off)[lazy]):
+        raise _malformed(md5, "a lazy slider has fewer cumulative lengths than path points")
 
 
 def relax_stars(beatmap: Osu2019Beatmap, mods: int) -> float:

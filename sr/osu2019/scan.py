@@ -297,6 +297,8 @@ def _read_hit_object(
     if not (okx and oky and codet != 2 and okk and oks):
         return False, n_obj, n_sl, ncp, n_fix
     if codet == 1:
+        if n_fix >= fix.shape[0]:  # no bounds checks in compiled code: never write past `fix`
+            return False, n_obj, n_sl, ncp, n_fix
         fix[n_fix, 0] = 0
         fix[n_fix, 1] = n_obj
         fix[n_fix, 2] = fa[2]
@@ -498,8 +500,8 @@ def scan_hit_objects(buf):
     n_sl = np.int64(0)
     ncp = np.int64(0)
     # fields to finish with Python's float(): (what, index, start, end); what 0 = object time,
-    # 1 = slider length, 2 = spinner end time (checked only)
-    fix = np.empty((n_lines + 1, 4), np.int64)
+    # 1 = slider length, 2 = spinner end time (checked only); at most two per line
+    fix = np.empty((2 * n_lines + 1, 4), np.int64)
     n_fix = np.int64(0)
 
     status = 0
