@@ -5,7 +5,7 @@
 
 Steps (each pipeline run in a fresh spawned process with its own local Ray, so peak RSS is per run):
 
-1. database: a throwaway MariaDB database on 127.0.0.1 (created, built by cluster.scale, dropped at
+1. database: a throwaway MariaDB database on 127.0.0.1 (created, built by testbed.scale, dropped at
    the end unless --keep); or --db URL: built into if its score tables are empty, else used as it is
    (then --osu-dir names its .osu files);
 2. cold run: a fresh, empty SR cache; 3. warm run: the same run again on the now-filled cache. Both
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cluster import bench
+from testbed import bench
 from cluster.db import mask_url
 from cluster.errors import ConfigError
 from cluster.pipeline import READ_MODES, BackfillConfig
-from cluster.scale import build_scaled_database
+from testbed.scale import build_scaled_database
 from cluster.schema import SCORE_TABLES
 from cluster.scope import Scope
 from sr.engine import DEFAULT_ENGINE

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from cluster.synth import build_demo_database
+from testbed.demo import build_demo_database
 from jobs import backfill
 
 REPO = Path(__file__).resolve().parents[1]

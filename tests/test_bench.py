@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from cluster import bench
+from testbed import bench
 from cluster.pipeline import BackfillConfig
-from cluster.scale import build_scaled_database
+from testbed.scale import build_scaled_database
 from jobs import bench as bench_job
 from tests.conftest import MAPS, report_figure, throwaway_database
 

@@ -12,7 +12,7 @@ import pytest
 
 from cluster.db import connect
 from cluster.sampling import UNRATED_BAND, allocate, band_of, draw_candidates, select_stratified, stratum_label
-from cluster.synth import build_demo_database
+from testbed.demo import build_demo_database
 from jobs import compare
 from jobs.perf_standin import PerfStandIn, StandInConfig, noise_for
 from tests.conftest import MAPS

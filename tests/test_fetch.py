@@ -124,7 +124,7 @@ def test_run_fetches_a_missing_map_and_grants_as_with_a_complete_store(upstream,
 
     import polars as pl
 
-    from cluster.synth import build_demo_database
+    from testbed.demo import build_demo_database
     from jobs.cli import main
 
     complete = tmp_path / "complete"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster import bench
+from testbed import bench
 from cluster.pipeline import BackfillConfig
 from tests import scenario as sc
 from tests.test_backfill_mariadb import grant_diff, read_out

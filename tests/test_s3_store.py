@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow.fs as pafs
 import pytest
 
-from cluster.synth import build_demo_database
+from testbed.demo import build_demo_database
 from jobs.cli import main
 from sr.errors import BeatmapMissing
 from sr.fetch import BeatmapFetcher

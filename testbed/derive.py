@@ -1,5 +1,5 @@
 """Derived beatmaps: a new, real .osu file made from an existing one by changing its difficulty
-settings and its tempo (for synthetic data at production scale, cluster.scale).
+settings and its tempo (for synthetic data at production scale, testbed.scale).
 
 `derive_osu(content, Derivation(tempo=1.25, cs=4.5, ar=9.0, od=8.0, hp=6.0, version="..."))` returns
 the bytes of a valid .osu file (same format version, same sections, same objects) with these edits:

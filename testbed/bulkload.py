@@ -1,4 +1,4 @@
-"""Fast loading of Arrow batches into production tables (synthetic data at production scale, cluster.scale).
+"""Fast loading of Arrow batches into production tables (synthetic data at production scale, testbed.scale).
 
     with BulkLoader(db_url, log=print, rebuild_indexes=("scores", "scores_relax")) as loader:
         loader.load("scores", batch)        # batch: pa.Table whose column names are the table's columns

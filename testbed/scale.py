@@ -3,9 +3,9 @@
 `build_scaled_database(db_url, osu_dir, maps_dir, scores=N, maps=M, users=U, seed=S)` writes
 
 - M **derived beatmaps**: real .osu files made from the shipped maps (`maps_dir`, searched for *.osu)
-  by sr.derive (new CS/AR/OD/HP and a tempo), saved as `osu_dir/{beatmap_id}.osu`, each with its own
+  by testbed.derive (new CS/AR/OD/HP and a tempo), saved as `osu_dir/{beatmap_id}.osu`, each with its own
   md5 and a `beatmaps` row holding it. Star ratings span about 1 to 11 in every mode: a calibration
-  rates every shipped map (at least `MIN_BASE_OBJECTS` objects) without mods (sr.derive.map_attributes:
+  rates every shipped map (at least `MIN_BASE_OBJECTS` objects) without mods (testbed.derive.map_attributes:
   the `live` engine's vanilla rating) at the tempos `CALIBRATION_TEMPOS` in every mode it can be
   played in (own mode; osu! maps also as converts); each derived map gets a target mode and a target
   star rating (`_targets`), a base map whose curve reaches it within `TEMPO_RANGE` (`_steer`), and
@@ -14,9 +14,9 @@
   of the derived maps (up to `SAMPLE_PER_MODE` per target mode, evenly spread over the targets) is
   rated with the `live` engine in every mode it can be played in: that is the reported spread
   (`ScaleBuild.spread`), and the check of the steering (`SpreadStats.steer_error`).
-- U **users** (ids from cluster.synth.FIRST_USER_ID): `RESTRICTED_SHARE` restricted (privileges 0
+- U **users** (ids from testbed.demo.FIRST_USER_ID): `RESTRICTED_SHARE` restricted (privileges 0
   or 2), Zipf-like activity (plays ~ multinomial with weights rank**-`USER_ZIPF`), careers between
-  2012-01-01 and 2022-06-22, latest_activity by tier relative to cluster.synth.REFERENCE_TIME.
+  2012-01-01 and 2022-06-22, latest_activity by tier relative to testbed.demo.REFERENCE_TIME.
 - N **scores** over `scores`, `scores_relax`, `scores_ap` in the shares of the real tables
   (`TABLE_SHARES`, DOMAIN.md §1: 1,920,543 / 4,375,546 / 5,234 passed scores before 2022-06-23);
   modes within each table by `CATEGORIES` (osu! dominant; relax mania in `scores` with RX);
@@ -31,7 +31,7 @@
 Streaming: users are generated in blocks holding about `chunk_rows` scores (a user's plays all in one
 block, so the best pass is exact); each block's rows go to per-table, per-time-bucket files of fixed
 records in a temporary directory; then every bucket (about `chunk_rows` rows; edges at the quantiles of
-the expected score times) is read, sorted by time and bulk loaded (cluster.bulkload). Memory stays flat:
+the expected score times) is read, sorted by time and bulk loaded (testbed.bulkload). Memory stays flat:
 no array ever holds all N rows. Everything is drawn from numpy Generators seeded by (seed, stream):
 the same seed and chunk_rows give the same database and files.
 
@@ -56,12 +56,12 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cluster.bulkload import BulkLoader, TableLoad
+from testbed.bulkload import BulkLoader, TableLoad
 from cluster.db import mask_url
 from cluster.errors import ConfigError
 from cluster.schema import SCORE_TABLES, create_production_schema
 from cluster.schema import less_achievements as less_achievements_table
-from cluster.synth import (
+from testbed.demo import (
     DAY,
     FIRST_SCORE_TIME,
     FIRST_USER_ID,
@@ -70,7 +70,7 @@ from cluster.synth import (
     REFERENCE_TIME,
 )
 from conditions.catalogue import load_catalogue
-from sr.derive import Derivation, OsuTemplate, map_attributes
+from testbed.derive import Derivation, OsuTemplate, map_attributes
 from sr.engine import engine_named
 from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
 
@@ -204,7 +204,7 @@ class ScaleBuild:
     completed: completed value -> rows; mods_top: the 20 most frequent stored mods values (with the
     RX/AP bits) and their rows; spread: mode_vn -> SpreadStats of the calibration sample;
     bases / skipped_bases: base maps used / skipped (relative path -> reason); seconds: step -> wall
-    seconds; loads: table -> cluster.bulkload.TableLoad; load_method and load_notes from the loader;
+    seconds; loads: table -> testbed.bulkload.TableLoad; load_method and load_notes from the loader;
     seed; osu_dir and files_bytes: where the .osu files went and their total size.
     """
 
@@ -451,7 +451,7 @@ def _plan_maps(bases: tuple[_Base, ...], count: int, rng: np.random.Generator) -
     base_index = base_index.astype(np.int32)[order]
     tempo = np.round(np.clip(tempo[order], *TEMPO_RANGE), 4)
 
-    # settings (see the module docstring of sr.derive): CS near the base's (osu!, catch), AR and OD
+    # settings (see the module docstring of testbed.derive): CS near the base's (osu!, catch), AR and OD
     # rising with the target, HP anywhere; taiko and mania keep CS (key count) and AR.
     base_settings = np.array([[bases[i].settings[k] for k in ("cs", "ar", "od", "hp")] for i in base_index])
     settings = base_settings.copy()
@@ -1060,13 +1060,13 @@ def build_scaled_database(
 
     scores, maps, users: rows to generate (N >= 0, M >= 1, U >= 1); chunk_rows: rows per generation
     block and per load batch; tmp_dir: where the bucket files go (system temp if None; about 50 bytes
-    per score); buffer_pool_bytes / rebuild_indexes: bulk-load tuning on MySQL (cluster.bulkload;
+    per score); buffer_pool_bytes / rebuild_indexes: bulk-load tuning on MySQL (testbed.bulkload;
     the score tables' secondary indexes are dropped for the load and added back by default).
     Tables missing from the database are created (cluster.schema.create_production_schema); a
     database created from production DDL is used as it is.
 
     Raises ValueError (bad counts), TargetNotEmpty (scores/beatmaps/users/user_stats hold rows),
-    ConfigError (no usable map under maps_dir), cluster.bulkload.BulkLoadError.
+    ConfigError (no usable map under maps_dir), testbed.bulkload.BulkLoadError.
     """
     if scores < 0 or maps < 1 or users < 1 or chunk_rows < 1000 or seed < 0:
         raise ValueError(f"need scores >= 0, maps >= 1, users >= 1, chunk_rows >= 1000, seed >= 0 "
