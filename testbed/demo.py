@@ -55,6 +55,7 @@ from cluster.schema import (
     users as users_table,
     users_achievements as users_achievements_table,
 )
+from testbed.errors import DemoDatabaseNotEmpty
 
 # --- fixed points in time (unix seconds, UTC) ---------------------------------------------------------
 FIRST_SCORE_TIME = calendar.timegm((2012, 1, 1, 0, 0, 0))  # 1325376000
@@ -92,10 +93,6 @@ _HIT_GRINDERS = {
     "taiko": ("vn1", TAIKO_HITS_THRESHOLD), "catch": ("vn2", CATCH_HITS_THRESHOLD),
     "mania": ("vn3", MANIA_HITS_THRESHOLD),
 }
-
-
-class DemoDatabaseNotEmpty(RuntimeError):
-    """The target database already holds demo tables with rows; demo databases are built fresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,11 +898,7 @@ def build_demo_database(
             filled = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in targets}
         filled = {name: count for name, count in filled.items() if count}
         if filled:
-            listing = ", ".join(f"{name} ({count} rows)" for name, count in filled.items())
-            raise DemoDatabaseNotEmpty(
-                f"demo databases are built fresh, but {engine.url.render_as_string(hide_password=True)} "
-                f"already holds rows in {listing}; delete the old database (or SQLite file) first"
-            )
+            raise DemoDatabaseNotEmpty(engine.url.render_as_string(hide_password=True), filled)
 
         beatmap_rows, unknown, files = _prepare_maps(maps_dir, osu_dir, rng)
         missing, corrupt, stale = beatmap_rows[-3:]

@@ -56,11 +56,13 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from testbed.bulkload import BulkLoader, TableLoad
-from cluster.db import mask_url
 from cluster.errors import ConfigError
 from cluster.schema import SCORE_TABLES, create_production_schema
 from cluster.schema import less_achievements as less_achievements_table
+from conditions.catalogue import load_catalogue
+from sr.engine import engine_named
+from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
+from testbed.bulkload import BulkLoader, TableLoad
 from testbed.demo import (
     DAY,
     FIRST_SCORE_TIME,
@@ -69,10 +71,8 @@ from testbed.demo import (
     LAST_SCORE_TIME,
     REFERENCE_TIME,
 )
-from conditions.catalogue import load_catalogue
 from testbed.derive import Derivation, OsuTemplate, map_attributes
-from sr.engine import engine_named
-from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
+from testbed.errors import TargetNotEmpty
 
 # --- DOMAIN.md §1: passed scores before 2022-06-23 per table -------------------------------------------
 REAL_TABLE_ROWS = {"scores": 1_920_543, "scores_relax": 4_375_546, "scores_ap": 5_234}
@@ -161,17 +161,6 @@ _SCORE_COLUMNS = ("beatmap_md5", "userid", "score", "max_combo", "full_combo", "
                   "50_count", "katus_count", "gekis_count", "misses_count", "time", "play_mode", "completed",
                   "accuracy", "pp", "checksum")
 _TARGET_TABLES = (*SCORE_TABLES, "beatmaps", "users", "user_stats")
-
-
-class TargetNotEmpty(ConfigError):
-    """The database already holds rows in a table synth writes (`tables`: name -> rows); synthetic
-    databases are built fresh."""
-
-    def __init__(self, url: str, tables: dict[str, int]) -> None:
-        self.tables = tables
-        listing = ", ".join(f"{name} ({rows} rows)" for name, rows in tables.items())
-        super().__init__(f"{mask_url(url)} already holds rows in {listing}; synth builds into an empty database "
-                         "(create a new one, or drop these tables first)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1066,7 +1055,7 @@ def build_scaled_database(
     database created from production DDL is used as it is.
 
     Raises ValueError (bad counts), TargetNotEmpty (scores/beatmaps/users/user_stats hold rows),
-    ConfigError (no usable map under maps_dir), testbed.bulkload.BulkLoadError.
+    ConfigError (no usable map under maps_dir), testbed.errors.BulkLoadError (one of its leaves).
     """
     if scores < 0 or maps < 1 or users < 1 or chunk_rows < 1000 or seed < 0:
         raise ValueError(f"need scores >= 0, maps >= 1, users >= 1, chunk_rows >= 1000, seed >= 0 "
@@ -1221,4 +1210,4 @@ def build_scaled_database(
     )
 
 
-__all__ = ("ScaleBuild", "SpreadStats", "TargetNotEmpty", "build_scaled_database", "calibrate")
+__all__ = ("ScaleBuild", "SpreadStats", "build_scaled_database", "calibrate")

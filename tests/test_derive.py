@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import rosu_pp_py as rosu
 
-from testbed.derive import Derivation, OsuTemplate, derive_osu, map_attributes
 from sr.engine import engine_named
+from testbed.derive import Derivation, OsuTemplate, derive_osu, map_attributes
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "maps"
 ALL_MAPS = sorted(MAPS.rglob("*.osu"))

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from testbed.scale import TABLE_SHARES, TargetNotEmpty, build_scaled_database
 from cluster.schema import AP_OFFSET, RELAX_OFFSET, SCORE_ID_OFFSETS, SCORE_TABLES
-from testbed.demo import FIRST_SCORE_TIME, LAST_SCORE_TIME
 from jobs import cli
+from testbed.demo import FIRST_SCORE_TIME, LAST_SCORE_TIME
+from testbed.errors import TargetNotEmpty
+from testbed.scale import TABLE_SHARES, build_scaled_database
 from tests.scenario import load_production_schema
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "maps"

@@ -22,9 +22,9 @@ from testbed.demo import (
     LAST_SCORE_TIME,
     REFERENCE_TIME,
     DemoBuild,
-    DemoDatabaseNotEmpty,
     build_demo_database,
 )
+from testbed.errors import DemoDatabaseNotEmpty
 
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "data" / "maps"
