@@ -1,6 +1,9 @@
-"""Cluster-side pieces of `sr-backfill bench` (issue 5): isolated runs, the compute floor, the naive
-per-score way, and a multi-node Ray cluster on one host.
+"""The benchmark behind `sr-backfill bench` (issue 5; jobs/bench.py parses the arguments and prints):
+`measure(BenchSettings(...))` builds or reuses a database, runs the whole job on it and returns the
+figures (the steps are in jobs/bench.py's docstring). Its pieces:
 
+- `create_database` / `drop_database` / `score_rows`: the throwaway MariaDB database and the rows it
+  holds; `rollback(db_url, run_id, rollback_id)`: an applied cold run undone before the warm one.
 - `run_isolated(config)`: one `run_backfill` in a fresh spawned process (its own local Ray, unless
   `config.ray_address` names one), so that the driver's peak RSS is the run's alone and the Ray
   workers (raters, shard tasks) are new processes whose peak RSS is this run's only.
@@ -19,27 +22,42 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import random
+import shutil
 import socket
 import statistics
+import tempfile
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from cluster import db
+from cluster.errors import ConfigError
+from cluster.pipeline import BackfillConfig
 from cluster.schema import SCORE_TABLES, beatmaps
+from cluster.scope import Scope
 from cluster.shards import plan_scan, plan_shards
 from sr.cache import SRCache
-from sr.engine import engine_named
+from sr.engine import DEFAULT_ENGINE, engine_named
 from sr.errors import RatingError
 from sr.mods import AP, RX
 from sr.store import OsuStore
 
+REPO = Path(__file__).resolve().parents[1]
+MAPS = REPO / "data" / "maps"
+SERVER_ENV = "SRB_BENCH_MYSQL"
+DEFAULT_SERVER = "mysql+pymysql://root@127.0.0.1:3306"
+# Production shape: 6.3M scores over 20k maps and 100k users.
+SCORES_PER_MAP = 315
+SCORES_PER_USER = 63
 ROUTES = ("osu! vanilla", "convert", "taiko", "catch", "mania", "relax port", "autopilot rewrite")
 _NATIVE = {1: "taiko", 2: "catch", 3: "mania"}
 
@@ -323,3 +341,276 @@ def ray_cluster(nodes: int, cpus_per_node: int, object_store_mb: int = 512) -> I
         yield cluster.address
     finally:
         cluster.shutdown()
+
+
+# --- the benchmark ---------------------------------------------------------------------------------------
+# testbed.scale and cluster.rollback are imported where used: run_isolated's spawned child imports this
+# module, and loads no more than a run does.
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    """What `measure` does (the options of `sr-backfill bench`, jobs/bench.py).
+
+    scores, maps, users, seed: the synthetic database to build (maps: scores / SCORES_PER_MAP within
+      100-20,000, users: scores / SCORES_PER_USER, at least 100, when None);
+    db: a database URL (built into if its score tables are empty, else benchmarked as it is; None: a
+      throwaway database on $SRB_BENCH_MYSQL or DEFAULT_SERVER, dropped after); osu_dir: its .osu files;
+    keep: keep the throwaway database and the work directory; work_dir: for the SR caches, grants
+      files and temporary .osu files (None: a temporary directory, removed after);
+    workers, shard_rows, engine, read, apply: the runs' settings (sr-backfill run);
+    naive_scores, key_sample: scores rated the naive way, keys timed for the floor;
+    nodes: worker-node counts of one-host Ray clusters to run cold on; warm: re-run on the filled cache.
+    """
+
+    scores: int = 200_000
+    maps: int | None = None
+    users: int | None = None
+    seed: int = 20220623
+    db: str | None = None
+    osu_dir: Path | None = None
+    keep: bool = False
+    work_dir: Path | None = None
+    workers: int = 1
+    shard_rows: int = 100_000
+    engine: str = DEFAULT_ENGINE
+    read: str = "auto"
+    apply: bool = False
+    naive_scores: int = 2000
+    key_sample: int = 3000
+    nodes: tuple[int, ...] = ()
+    warm: bool = True
+
+
+def _server(url: str, statement: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def create_database(server: str, name: str) -> str:
+    """Create the empty database `name` (latin1, as production) on the server at `server` (a URL
+    without a database); returns its URL."""
+    _server(server, f"CREATE DATABASE `{name}` CHARACTER SET latin1")
+    return f"{server}/{name}"
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop the database `name` on the server at `server`, if it exists."""
+    _server(server, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def score_rows(url: str) -> int | None:
+    """Rows over the score tables, or None when they are missing."""
+    engine = sa.create_engine(url)
+    try:
+        present = set(sa.inspect(engine).get_table_names())
+        if not set(SCORE_TABLES) <= present:
+            return None
+        with engine.connect() as conn:
+            return sum(conn.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one() for name in SCORE_TABLES)
+    finally:
+        engine.dispose()
+
+
+def rollback(db_url: str, run_id: str, rollback_id: str) -> float:
+    """Roll back the applied run `run_id` (cluster.rollback, recorded as `rollback_id`); its seconds."""
+    from cluster.rollback import rollback_run
+
+    engine = db.connect(db_url)
+    try:
+        started = time.perf_counter()
+        rollback_run(engine, run_id, apply=True, rollback_id=rollback_id)
+        return time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
+def _stage_seconds(run: dict) -> dict:
+    """Seconds per stage of a run: read (the scan tasks' reads and splits plus the shard tasks' own
+    reads) / prepare / evaluate are summed over the tasks, sr over
+    the raters (task-seconds, so they may exceed the wall on several CPUs); plan, shards (the wall of
+    the shard phase, writes excluded), write (the driver's writes) and total are wall seconds, as are
+    the shard phase's parts: Ray start, scan (reading the waves), rate (their keys), evaluate."""
+    s = run["seconds"]
+    return {"plan_s": s.get("plan", 0.0), "read_s": round(s.get("scan", 0.0) + s.get("read", 0.0), 3),
+            "sr_s": s.get("rate", 0.0),
+            "evaluate_s": round(s.get("prepare", 0.0) + s.get("evaluate", 0.0), 3), "write_s": s.get("write", 0.0),
+            "shards_wall_s": s.get("shards", 0.0), "total_s": s.get("total", 0.0),
+            "ray_start_wall_s": s.get("ray_start", 0.0), "scan_wall_s": s.get("scan_wall", 0.0),
+            "rate_wall_s": s.get("rate_wall", 0.0), "evaluate_wall_s": s.get("evaluate_wall", 0.0)}
+
+
+def _run_figures(run: dict) -> dict:
+    scores = sum(run["rows_read"].values())
+    wall = run["seconds"]["total"]
+    return {"scores": scores, "wall_s": wall, "scores_per_s": round(scores / wall, 1) if wall else 0.0,
+            "unique_keys": run["sr_keys"], "sr_calcs": run["sr_calculations"], "sr_cache_hits": run["sr_cache_hits"],
+            "sr_errors": sum(run["sr_errors"].values()), "grants": run["grants"].get("total", 0),
+            "grants_written": run["grants_written"], "max_rss_mb": run["max_rss_mb"], "workers": run["workers"],
+            "shards": run["shards"], "read_mode": run.get("read_mode", ""), "stages": _stage_seconds(run),
+            "process_wall_s": round(run["process_wall_s"], 3)}
+
+
+def measure(settings: BenchSettings, say: Callable[[str], None] = print) -> dict:
+    """Run the benchmark `settings` describe (steps: jobs/bench.py). Returns the result dict (seconds
+    in s, memory in MB); `say` gets one line per step. Raises ConfigError for settings below 1 or a
+    --db holding scores without --osu-dir."""
+    if settings.scores < 1 or settings.workers < 1 or settings.shard_rows < 1:
+        raise ConfigError("--scores, --workers and --shard-rows must be at least 1")
+    maps = settings.maps or min(20_000, max(100, settings.scores // SCORES_PER_MAP))
+    users = settings.users or max(100, settings.scores // SCORES_PER_USER)
+    tag = uuid.uuid4().hex[:8]
+    work = Path(settings.work_dir) if settings.work_dir else Path(tempfile.mkdtemp(prefix="srb-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    server = os.environ.get(SERVER_ENV, DEFAULT_SERVER)
+    throwaway = None
+    url = settings.db
+    if url is None:
+        throwaway = f"srb_bench_{tag}"
+        url = create_database(server, throwaway)
+    result: dict = {"database": db.mask_url(url), "throwaway_database": throwaway is not None,
+                    "mode": "apply (cold run rolled back before the warm run)" if settings.apply
+                    else "dry run (grants to a throwaway --out Parquet file)"}
+    try:
+        osu_dir = _build_or_reuse(settings, url, maps, users, work, result, say)
+        _benchmark(settings, url, str(osu_dir), work, tag, result, say)
+    finally:
+        if throwaway is not None and not settings.keep:
+            drop_database(server, throwaway)
+        if not settings.keep and not settings.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _build_or_reuse(settings: BenchSettings, url: str, maps: int, users: int, work: Path, result: dict,
+                    say: Callable[[str], None]) -> Path:
+    """The .osu directory of the database at `url`: its --osu-dir if it holds scores already, else
+    where the synthetic database just built into it put them. Sets result["synth"]."""
+    from testbed.scale import build_scaled_database
+
+    existing = score_rows(url)
+    if existing:
+        if settings.osu_dir is None:
+            raise ConfigError("--db holds scores already: pass --osu-dir with its .osu files")
+        result["synth"] = {"reused": True, "scores": existing}
+        say(f"bench: {db.mask_url(url)} holds {existing:,} scores: benchmarked as it is")
+        return settings.osu_dir
+    osu_dir = settings.osu_dir or work / "osu"
+    say(f"bench: building {settings.scores:,} scores, {maps:,} maps, {users:,} users in {db.mask_url(url)}")
+    started = time.perf_counter()
+    build = build_scaled_database(url, osu_dir, MAPS, scores=settings.scores, maps=maps, users=users,
+                                  seed=settings.seed, tmp_dir=work)
+    result["synth"] = {"reused": False, "scores": sum(build.rows[t] for t in SCORE_TABLES), "maps": maps,
+                       "users": users, "seconds": round(time.perf_counter() - started, 1)}
+    return osu_dir
+
+
+def _benchmark(settings: BenchSettings, url: str, osu_dir: str, work: Path, tag: str, result: dict,
+               say: Callable[[str], None]) -> None:
+    """Steps 2-6 on the built database: the timed runs, the floor, the naive way, the node counts."""
+    cold_cache = work / "sr-cache-cold"
+    shutil.rmtree(cold_cache, ignore_errors=True)
+    config = BackfillConfig(db_url=url, osu_location=osu_dir, apply=settings.apply,
+                            out=None if settings.apply else work / "cold.parquet", workers=settings.workers,
+                            shard_rows=settings.shard_rows, engine=settings.engine, progress=False,
+                            run_id=f"bench-cold-{tag}", sr_cache=str(cold_cache), read=settings.read)
+    cold = _cold_and_warm_runs(settings, config, url, work, tag, result, say)
+    _floor(settings, url, osu_dir, cold, cold_cache, result, say)
+    if settings.naive_scores > 0:
+        _naive(settings, config, url, osu_dir, cold, work, tag, result, say)
+    else:
+        result["naive"], result["naive_ratio"] = None, None
+    _node_runs(settings, config, work, tag, result, say)
+
+
+def _cold_and_warm_runs(settings: BenchSettings, config: BackfillConfig, url: str, work: Path, tag: str,
+                        result: dict, say: Callable[[str], None]) -> dict:
+    """The cold run (its figures at the top of `result` and under "cold"), then, unless settings.warm
+    is off, the warm run on the same SR cache (an applied cold run rolled back first). Returns the
+    cold run's summary."""
+    say("bench: cold run (empty SR cache)")
+    cold = run_isolated(config)
+    result.update(_run_figures(cold))
+    result["cold"] = _run_figures(cold)
+    if not settings.warm:
+        result["warm"], result["warm_speedup"] = None, None
+        return cold
+    if settings.apply:
+        result["rollback_s"] = round(rollback(url, config.run_id, f"bench-rollback-{tag}"), 3)
+    say("bench: warm run (same SR cache)")
+    warm = run_isolated(replace(config, run_id=f"bench-warm-{tag}",
+                                out=None if settings.apply else work / "warm.parquet"))
+    result["warm"] = _run_figures(warm)
+    result["warm_speedup"] = round(cold["seconds"]["total"] / warm["seconds"]["total"], 2)
+    return cold
+
+
+def _floor(settings: BenchSettings, url: str, osu_dir: str, cold: dict, cold_cache: Path, result: dict,
+           say: Callable[[str], None]) -> None:
+    """The compute floor: reading every row once + the cold run's keys x the median key cost / workers."""
+    say("bench: floor (read all rows; time a sample of keys)")
+    read_s, rows = read_seconds(url, settings.shard_rows, cold["read_mode"] or "users")
+    costs = key_costs(sample_keys(url, str(cold_cache), settings.engine, settings.key_sample), osu_dir,
+                      settings.engine)
+    workers = cold["workers"] or settings.workers
+    compute_s = cold["sr_keys"] * costs.median_s / workers
+    result["floor_s"] = round(read_s + compute_s, 3)
+    result["wall_over_floor"] = round(result["wall_s"] / result["floor_s"], 2) if result["floor_s"] else None
+    result["floor"] = {"read_s": round(read_s, 3), "rows_read": rows, "read_rows_per_s": round(rows / read_s) if read_s else 0,
+                       "keys_timed": len(costs.per_key), "median_key_s": costs.median_s, "mean_key_s": costs.mean_s,
+                       "compute_s": round(compute_s, 3),
+                       "compute_mean_s": round(cold["sr_keys"] * costs.mean_s / workers, 3), "workers": workers,
+                       "by_route": costs.by_route}
+
+
+def _naive(settings: BenchSettings, config: BackfillConfig, url: str, osu_dir: str, cold: dict, work: Path,
+           tag: str, result: dict, say: Callable[[str], None]) -> None:
+    """The naive way on a sample, against the pipeline end to end, without its fixed cost (a run over
+    one user), and rating alone."""
+    say(f"bench: naive way on {settings.naive_scores:,} scores")
+    naive = naive_rate(url, osu_dir, settings.naive_scores, settings.engine)
+    pipeline_per_score = result["wall_s"] / result["scores"] if result["scores"] else 0.0
+    result["naive"] = {"scores": naive.scores, "seconds": round(naive.seconds, 3), "errors": naive.errors,
+                       "seconds_per_score": naive.seconds_per_score, "pipeline_seconds_per_score": pipeline_per_score}
+    result["naive_ratio"] = round(naive.seconds_per_score / pipeline_per_score, 2) if pipeline_per_score else None
+    # the run's fixed cost (Ray start, rater warm-up, shard-task start, plan): a run over one user
+    user = first_user(url)
+    shutil.rmtree(work / "sr-cache-fixed", ignore_errors=True)
+    fixed = run_isolated(replace(config, apply=False, out=work / "fixed.parquet", run_id=f"bench-fixed-{tag}",
+                                 scope=Scope(user_ids=(user,)), sr_cache=str(work / "sr-cache-fixed")))
+    startup = fixed["seconds"]["total"]
+    steady = (result["wall_s"] - startup) / result["scores"] if result["scores"] and result["wall_s"] > startup else 0.0
+    result["naive"].update(startup_s=round(startup, 3), pipeline_steady_seconds_per_score=steady)
+    result["naive_ratio_steady"] = round(naive.seconds_per_score / steady, 2) if steady else None
+    # rating alone, seconds of one process per score both ways: the raters' seconds over the run's scores
+    sr_per_score = cold["seconds"].get("rate", 0.0) / result["scores"] if result["scores"] else 0.0
+    result["naive"]["pipeline_sr_seconds_per_score"] = sr_per_score
+    result["naive_ratio_sr"] = round(naive.seconds_per_score / sr_per_score, 2) if sr_per_score else None
+
+
+def _node_runs(settings: BenchSettings, config: BackfillConfig, work: Path, tag: str, result: dict,
+               say: Callable[[str], None]) -> None:
+    """The cold run again on a one-host Ray cluster per node count, with the speedup over the first."""
+    result["nodes"] = []
+    for count in settings.nodes:
+        cpus = max(1, settings.workers // count)
+        say(f"bench: cold run on a one-host Ray cluster of {count} worker node(s) x {cpus} CPU(s)")
+        cache = work / f"sr-cache-nodes-{count}"
+        shutil.rmtree(cache, ignore_errors=True)
+        with ray_cluster(count, cpus) as address:
+            run = run_isolated(replace(config, apply=False, out=work / f"nodes-{count}.parquet",
+                                       run_id=f"bench-nodes{count}-{tag}", sr_cache=str(cache),
+                                       ray_address=address))
+        figures = _run_figures(run)
+        result["nodes"].append({"nodes": count, "cpus_per_node": cpus, "cluster_cpus": count * cpus,
+                                "workers": figures["workers"], "wall_s": figures["wall_s"],
+                                "scores_per_s": figures["scores_per_s"], "sr_calcs": figures["sr_calcs"]})
+    if result["nodes"]:
+        base = result["nodes"][0]["wall_s"]
+        for row in result["nodes"]:
+            row["speedup"] = round(base / row["wall_s"], 2) if row["wall_s"] else None
+        result["host_cpus"] = os.cpu_count()
