@@ -23,6 +23,7 @@ def test_leaves_keep_the_bases_callers_catch():
     assert "built fresh" in str(demo) and "users (2 rows), scores (5 rows)" in str(demo)
     for error in (RowsNotStored("scores", 9, 10, 1, ["Warning 1062 Duplicate entry"]),
                   IndexDropFailed("scores", "denied"), IndexRestoreFailed("scores", ["KEY `a` (`b`)"], "denied")):
-        assert isinstance(error, BulkLoadError) and isinstance(error, ClusterError) and not isinstance(error, ConfigError)
+        assert isinstance(error, BulkLoadError) and isinstance(error, ClusterError)
+        assert not isinstance(error, ConfigError)
         assert error.table == "scores" and str(error).startswith("scores: ")
     assert str(RowsNotStored("scores", 9, 10, 1, ["w"])) == "scores: LOAD DATA stored 9 of 10 rows with 1 warning(s): w"
