@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -171,12 +172,45 @@ def compare_keys(sample: pa.Table, local: dict, run: PerfRun) -> dict:
     Also returns under "_rows" the per-key rows (for worst.csv and the figure; dropped from JSON).
     """
     rows = sample.to_pylist()
-    compared: list[dict] = []
-    bad_items: list[dict] = []
-    unanswered: Counter = Counter()
-    local_unrated: Counter = Counter()
-    service_only: list[dict] = []
-    not_asked = 0
+    answers = _sort_answers(rows, local, run)
+    compared = answers.compared
+    by_full_mode, by_family, by_combo, by_stratum = _groups(compared)
+    return {
+        "keys_sampled": len(rows),
+        "keys_compared": len(compared),
+        **_agreement(compared),
+        "band_flips": _band_flips(compared, by_full_mode, by_family, by_combo),
+        "band_matrix": _band_matrix(compared),
+        "by_full_mode": {mode: _group_stats(rs) for mode, rs in sorted(by_full_mode.items(), key=lambda kv: int(kv[0]))},
+        "by_mod_family": {family: _group_stats(by_family[family]) for family in MOD_FAMILIES if family in by_family},
+        "by_mod_combo": {combo: _group_stats(rs) for combo, rs in sorted(by_combo.items())},
+        "by_stratum": {label: _group_stats(rs) for label, rs in sorted(by_stratum.items())},
+        "local_unrated": dict(sorted(answers.local_unrated.items())),
+        "service_rated_local_unrated": answers.service_only,
+        "bad_items": answers.bad_items,
+        "unanswered": dict(sorted(answers.unanswered.items())),
+        "not_asked": answers.not_asked,
+        "_rows": compared,
+    }
+
+
+@dataclass(slots=True)
+class _Answers:
+    """The sample's keys by what became of them: `compared` (both rated: compared rows), `bad_items`
+    (the service failed on the key alone), `unanswered` (service errors by reason), `local_unrated`
+    (local skip reasons, whatever the service said), `service_only` (rated by the service only),
+    `not_asked` (never sent: the run stopped first)."""
+
+    compared: list[dict] = field(default_factory=list)
+    bad_items: list[dict] = field(default_factory=list)
+    unanswered: Counter = field(default_factory=Counter)
+    local_unrated: Counter = field(default_factory=Counter)
+    service_only: list[dict] = field(default_factory=list)
+    not_asked: int = 0
+
+
+def _sort_answers(rows: list[dict], local: dict, run: PerfRun) -> _Answers:
+    answers = _Answers()
     for row, answer in zip(rows, run.results):
         sr_local, skip = local.get((row["beatmap_md5"], row["mode_vn"], row["mods"]), (None, "not_rated"))
         base = {
@@ -189,40 +223,39 @@ def compare_keys(sample: pa.Table, local: dict, run: PerfRun) -> dict:
             "stratum": row["stratum"],
         }
         if sr_local is None:
-            local_unrated[skip] += 1
+            answers.local_unrated[skip] += 1
         if answer is None:
-            not_asked += 1
+            answers.not_asked += 1
         elif isinstance(answer, PerfItemFailed) and answer.isolated:
-            bad_items.append({**base, "local_sr": sr_local, "local_skip_reason": skip, "detail": answer.detail})
+            answers.bad_items.append({**base, "local_sr": sr_local, "local_skip_reason": skip, "detail": answer.detail})
         elif isinstance(answer, PerfServiceError):
-            unanswered[answer.reason] += 1
+            answers.unanswered[answer.reason] += 1
         elif isinstance(answer, PerfResult):
             if sr_local is None:
-                service_only.append({**base, "service_sr": answer.stars, "local_skip_reason": skip})
+                answers.service_only.append({**base, "service_sr": answer.stars, "local_skip_reason": skip})
                 continue
-            local_h, service_h = _hundredths(sr_local), _hundredths(answer.stars)
-            compared.append(
-                {
-                    **base,
-                    "local_sr": local_h / 100,
-                    "service_sr": service_h / 100,
-                    "diff_h": service_h - local_h,
-                    "local_band": local_h // 100,
-                    "service_band": service_h // 100,
-                    "band_flip": local_h // 100 != service_h // 100,
-                    "weight": row["weight"],
-                }
-            )
+            answers.compared.append(_compared_row(base, sr_local, answer.stars, row["weight"]))
+    return answers
 
-    abs_diffs = np.array([abs(r["diff_h"]) / 100 for r in compared], dtype=np.float64)
 
-    def percentile(q: float) -> float | None:
-        return round(float(np.percentile(abs_diffs, q)), 4) if abs_diffs.size else None
+def _compared_row(base: dict, sr_local: float, sr_service: float, weight: float) -> dict:
+    """One key rated both ways: the 2-dp ratings, their difference in hundredths, their bands."""
+    local_h, service_h = _hundredths(sr_local), _hundredths(sr_service)
+    return {
+        **base,
+        "local_sr": local_h / 100,
+        "service_sr": service_h / 100,
+        "diff_h": service_h - local_h,
+        "local_band": local_h // 100,
+        "service_band": service_h // 100,
+        "band_flip": local_h // 100 != service_h // 100,
+        "weight": weight,
+    }
 
-    weights = np.array([r["weight"] for r in compared], dtype=np.float64)
-    equal_mask = np.array([r["diff_h"] == 0 for r in compared], dtype=bool)
-    flip_mask = np.array([r["band_flip"] for r in compared], dtype=bool)
 
+def _groups(compared: list[dict]) -> tuple[dict[str, list], dict[str, list], dict[str, list], dict[str, list]]:
+    """The compared rows by full mode (as text), by mod family (a row in each of its families), by mod
+    combination and by stratum."""
     by_full_mode: dict[str, list] = defaultdict(list)
     by_family: dict[str, list] = defaultdict(list)
     by_combo: dict[str, list] = defaultdict(list)
@@ -233,40 +266,49 @@ def compare_keys(sample: pa.Table, local: dict, run: PerfRun) -> dict:
             by_family[family].append(r)
         by_combo[r["mod_combo"]].append(r)
         by_stratum[r["stratum"]].append(r)
+    return by_full_mode, by_family, by_combo, by_stratum
 
-    top_band = max([10] + [max(r["local_band"], r["service_band"]) for r in compared])
-    matrix = [[0] * (top_band + 1) for _ in range(top_band + 1)]
-    for r in compared:
-        matrix[max(0, r["local_band"])][max(0, r["service_band"])] += 1
 
-    flips = int(flip_mask.sum())
+def _agreement(compared: list[dict]) -> dict:
+    """equal_2dp (count, share, share weighted by stratum) and the percentiles of |diff| in stars."""
+    abs_diffs = np.array([abs(r["diff_h"]) / 100 for r in compared], dtype=np.float64)
+
+    def percentile(q: float) -> float | None:
+        return round(float(np.percentile(abs_diffs, q)), 4) if abs_diffs.size else None
+
+    weights = np.array([r["weight"] for r in compared], dtype=np.float64)
+    equal_mask = np.array([r["diff_h"] == 0 for r in compared], dtype=bool)
     return {
-        "keys_sampled": len(rows),
-        "keys_compared": len(compared),
         "equal_2dp": int(equal_mask.sum()),
         "equal_2dp_pct": round(100.0 * equal_mask.mean(), 2) if compared else None,
         "equal_2dp_pct_weighted": round(100.0 * weights[equal_mask].sum() / weights.sum(), 2) if compared else None,
         "abs_diff": {"p50": percentile(50), "p90": percentile(90), "p99": percentile(99), "max": percentile(100)},
-        "band_flips": {
-            "total": flips,
-            "pct": round(100.0 * flips / len(compared), 2) if compared else None,
-            "pct_weighted": round(100.0 * weights[flip_mask].sum() / weights.sum(), 2) if compared else None,
-            "by_full_mode": {mode: sum(r["band_flip"] for r in rs) for mode, rs in sorted(by_full_mode.items(), key=lambda kv: int(kv[0]))},
-            "by_mod_family": {family: sum(r["band_flip"] for r in by_family[family]) for family in MOD_FAMILIES if family in by_family},
-            "by_mod_combo": {combo: sum(r["band_flip"] for r in rs) for combo, rs in sorted(by_combo.items())},
-        },
-        "band_matrix": {"bands": list(range(top_band + 1)), "rows": "local band", "columns": "service band", "counts": matrix},
-        "by_full_mode": {mode: _group_stats(rs) for mode, rs in sorted(by_full_mode.items(), key=lambda kv: int(kv[0]))},
-        "by_mod_family": {family: _group_stats(by_family[family]) for family in MOD_FAMILIES if family in by_family},
-        "by_mod_combo": {combo: _group_stats(rs) for combo, rs in sorted(by_combo.items())},
-        "by_stratum": {label: _group_stats(rs) for label, rs in sorted(by_stratum.items())},
-        "local_unrated": dict(sorted(local_unrated.items())),
-        "service_rated_local_unrated": service_only,
-        "bad_items": bad_items,
-        "unanswered": dict(sorted(unanswered.items())),
-        "not_asked": not_asked,
-        "_rows": compared,
     }
+
+
+def _band_flips(compared: list[dict], by_full_mode: dict[str, list], by_family: dict[str, list],
+                by_combo: dict[str, list]) -> dict:
+    """Band flips: in all (count, share, weighted share), per full mode, mod family and mod combination."""
+    weights = np.array([r["weight"] for r in compared], dtype=np.float64)
+    flip_mask = np.array([r["band_flip"] for r in compared], dtype=bool)
+    flips = int(flip_mask.sum())
+    return {
+        "total": flips,
+        "pct": round(100.0 * flips / len(compared), 2) if compared else None,
+        "pct_weighted": round(100.0 * weights[flip_mask].sum() / weights.sum(), 2) if compared else None,
+        "by_full_mode": {mode: sum(r["band_flip"] for r in rs) for mode, rs in sorted(by_full_mode.items(), key=lambda kv: int(kv[0]))},
+        "by_mod_family": {family: sum(r["band_flip"] for r in by_family[family]) for family in MOD_FAMILIES if family in by_family},
+        "by_mod_combo": {combo: sum(r["band_flip"] for r in rs) for combo, rs in sorted(by_combo.items())},
+    }
+
+
+def _band_matrix(compared: list[dict]) -> dict:
+    """Keys per (local band, service band), bands 0 to at least 10 (negative bands counted as 0)."""
+    top_band = max([10] + [max(r["local_band"], r["service_band"]) for r in compared])
+    matrix = [[0] * (top_band + 1) for _ in range(top_band + 1)]
+    for r in compared:
+        matrix[max(0, r["local_band"])][max(0, r["service_band"])] += 1
+    return {"bands": list(range(top_band + 1)), "rows": "local band", "columns": "service band", "counts": matrix}
 
 
 # ======================================================================================================

@@ -6,8 +6,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from cluster.synth import build_demo_database
 from jobs import backfill
+from testbed.demo import build_demo_database
 
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "data" / "maps"

@@ -1,4 +1,4 @@
-"""`sr-backfill synth`: build a production-shaped database and .osu directory (issue 5, cluster.scale).
+"""`sr-backfill synth`: build a production-shaped database and .osu directory (issue 5, testbed.scale).
 
     sr-backfill synth --db URL --osu-dir DIR --scores 6301323 --maps 20000 --users 100000 [--seed S]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cluster.db import mask_url
 from cluster.errors import ConfigError
-from cluster.scale import CHUNK_ROWS, ScaleBuild, build_scaled_database
+from testbed.scale import CHUNK_ROWS, ScaleBuild, build_scaled_database
 
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "data" / "maps"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from cluster import bench
 from cluster.pipeline import BackfillConfig
-from cluster.scale import build_scaled_database
 from jobs import bench as bench_job
+from testbed import bench
+from testbed.scale import build_scaled_database
 from tests.conftest import MAPS, report_figure, throwaway_database
 
 FIELDS = ("scores", "wall_s", "floor_s", "scores_per_s", "unique_keys", "sr_calcs", "max_rss_mb", "warm_speedup",

@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from cluster.synth import build_demo_database
 from jobs.cli import main
+from testbed.demo import build_demo_database
 from tests.conftest import MAPS, free_port, REPO, throwaway_database
 
 BIN = Path(sys.executable).parent

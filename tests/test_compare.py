@@ -12,9 +12,9 @@ import pytest
 
 from cluster.db import connect
 from cluster.sampling import UNRATED_BAND, allocate, band_of, draw_candidates, select_stratified, stratum_label
-from cluster.synth import build_demo_database
 from jobs import compare
 from jobs.perf_standin import PerfStandIn, StandInConfig, noise_for
+from testbed.demo import build_demo_database
 from tests.conftest import MAPS
 
 ENGINE = "rosu"  # the stand-in and the local side use the same engine, so without noise they agree

@@ -1,4 +1,4 @@
-"""Derived beatmaps (sr.derive): valid .osu files for rosu-pp, new settings and tempo, their own md5.
+"""Derived beatmaps (testbed.derive): valid .osu files for rosu-pp, new settings and tempo, their own md5.
 
 Every shipped map (data/maps, all four modes) is derived; ratings use the `live` engine without mods.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import rosu_pp_py as rosu
 
-from sr.derive import Derivation, OsuTemplate, derive_osu, map_attributes
 from sr.engines import engine_named
+from testbed.derive import Derivation, OsuTemplate, derive_osu, map_attributes
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "maps"
 ALL_MAPS = sorted(MAPS.rglob("*.osu"))

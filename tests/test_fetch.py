@@ -124,8 +124,8 @@ def test_run_fetches_a_missing_map_and_grants_as_with_a_complete_store(upstream,
 
     import polars as pl
 
-    from cluster.synth import build_demo_database
     from jobs.cli import main
+    from testbed.demo import build_demo_database
 
     complete = tmp_path / "complete"
     complete.mkdir()

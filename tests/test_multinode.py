@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from cluster import bench
 from cluster.pipeline import BackfillConfig
+from testbed import bench
 from tests import scenario as sc
 from tests.test_backfill_mariadb import grant_diff, read_out
 

@@ -199,13 +199,13 @@ def test_version_and_warmup():
 
 
 def test_bench_runs_on_one_map(tmp_path):
-    """The benchmark (`python -m sr.osu2019.bench`) measures both engines; figures in RELAX.md."""
-    from sr.osu2019 import bench
+    """The benchmark (`python -m testbed.relax_bench`) measures both engines; figures in RELAX.md."""
+    from testbed import relax_bench
 
     (tmp_path / "m.osu").write_bytes(
         (MAPS / "ppy-osu" / "osu" / "diffcalc-test.osu").read_bytes()
     )
-    result = bench.run(tmp_path, repeat=2, with_compile=False)
+    result = relax_bench.run(tmp_path, repeat=2, with_compile=False)
     (row,) = result["rows"]
     assert row["objects"] > 0 and all(
         row[k] > 0 for k in ("port_parse", "port_key", "aka_parse", "aka_key")

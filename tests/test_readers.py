@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from cluster import db
-from cluster.synth import build_demo_database
+from testbed.demo import build_demo_database
 from tests.conftest import MAPS
 
 

@@ -13,11 +13,11 @@ import polars as pl
 import pyarrow.fs as pafs
 import pytest
 
-from cluster.synth import build_demo_database
 from jobs.cli import main
 from sr.errors import BeatmapMissing
 from sr.fetch import BeatmapFetcher
 from sr.store import OsuStore
+from testbed.demo import build_demo_database
 from tests.conftest import MAPS, free_port
 
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""Synthetic data at production scale (cluster.scale, cluster.bulkload, `sr-backfill synth`).
+"""Synthetic data at production scale (testbed.scale, testbed.bulkload, `sr-backfill synth`).
 
 Small builds: SQLite with 4,000 scores (shape, files, spread, reproducibility, refusal, the command) and
 MariaDB with 50,000 scores through LOAD DATA (schema.py tables) and 20,000 on the production DDL
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cluster.scale import TABLE_SHARES, TargetNotEmpty, build_scaled_database
 from cluster.schema import AP_OFFSET, RELAX_OFFSET, SCORE_ID_OFFSETS, SCORE_TABLES
-from cluster.synth import FIRST_SCORE_TIME, LAST_SCORE_TIME
 from jobs import cli
+from testbed.demo import FIRST_SCORE_TIME, LAST_SCORE_TIME
+from testbed.errors import TargetNotEmpty
+from testbed.scale import TABLE_SHARES, build_scaled_database
 from tests.scenario import load_production_schema
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "maps"

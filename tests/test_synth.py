@@ -1,4 +1,4 @@
-"""The demo data set (cluster.synth): shape, special cases, grinders, reproducibility.
+"""The demo data set (testbed.demo): shape, special cases, grinders, reproducibility.
 
 One default-size build (300 users, about 40,000 scores) is shared by the shape tests; smaller builds
 (20-40 users, about 12,000-15,000 scores: the grinders dominate) check seeds, refusal and MariaDB.
@@ -15,16 +15,16 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.schema import AP_OFFSET, RELAX_OFFSET, SCORE_ID_OFFSETS, SCORE_TABLES
-from cluster.synth import (
+from testbed.demo import (
     DAY,
     FIRST_SCORE_TIME,
     FIRST_SYNTHETIC_BEATMAP_ID,
     LAST_SCORE_TIME,
     REFERENCE_TIME,
     DemoBuild,
-    DemoDatabaseNotEmpty,
     build_demo_database,
 )
+from testbed.errors import DemoDatabaseNotEmpty
 
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "data" / "maps"

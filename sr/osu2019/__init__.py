@@ -8,8 +8,8 @@ revision c0e499e (2024-11-27), whose slider model is rosu-map 0.2.0. This packag
 
 Modules: `decode` (the .osu reader), `scan` (its compiled fast path for [TimingPoints] and
 [HitObjects]), `curve` (slider paths), `objects` (slider tick/repeat/tail positions), `stars`
-(mods, difficulty objects, aim/speed skills, strain sections), `bench`
-(`python -m sr.osu2019.bench`). docs/RELAX.md explains the rules and their upstream sources.
+(mods, difficulty objects, aim/speed skills, strain sections). Its benchmark against
+akatsuki-pp-py is `python -m testbed.relax_bench`. docs/RELAX.md explains the rules and their upstream sources.
 
 Compiled kernels are cached on disk (`numba cache=True`) and compiled or loaded once per process,
 on first use or by `warmup()`.

@@ -1,4 +1,4 @@
-"""Fast loading of Arrow batches into production tables (synthetic data at production scale, cluster.scale).
+"""Fast loading of Arrow batches into production tables (synthetic data at production scale, testbed.scale).
 
     with BulkLoader(db_url, log=print, rebuild_indexes=("scores", "scores_relax")) as loader:
         loader.load("scores", batch)        # batch: pa.Table whose column names are the table's columns
@@ -9,7 +9,7 @@ Methods, chosen once per loader:
   (pyarrow writes it, strings quoted, nulls as the bare word NULL, which LOAD DATA reads as NULL when
   fields may be enclosed; the client flag is set by the loader, `connect_args={"local_infile": True}`).
   With LOCAL the server turns bad values and duplicate keys into warnings, so every load checks that
-  it stored exactly the batch's rows without a warning, and raises BulkLoadError otherwise.
+  it stored exactly the batch's rows without a warning, and raises testbed.errors.RowsNotStored otherwise.
 - MySQL/MariaDB, `@@local_infile` OFF: multi-row INSERTs (PyMySQL's executemany packs rows into
   statements of up to ~1 MB), with a message through `log` saying so and how to turn LOAD DATA on.
 - SQLite: executemany in one transaction per batch.
@@ -41,18 +41,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from cluster.db import mask_text, mask_url
-from cluster.errors import ClusterError
+from testbed.errors import IndexDropFailed, IndexRestoreFailed, RowsNotStored
 
 _INDEX_LINE = re.compile(r"^\s*(?:UNIQUE |FULLTEXT |SPATIAL )?KEY `(?P<name>[^`]+)` .*$")
-
-
-class BulkLoadError(ClusterError):
-    """A bulk load stored other rows than it was given (LOAD DATA LOCAL turns bad values and duplicate
-    keys into warnings), or an index could not be dropped or restored. `table` names the table."""
-
-    def __init__(self, table: str, detail: str) -> None:
-        self.table = table
-        super().__init__(f"{table}: {detail}")
 
 
 @dataclass(slots=True)
@@ -198,10 +189,7 @@ class BulkLoader:
                 finally:
                     cursor.close()
                 if stored != batch.num_rows or warnings:
-                    raise BulkLoadError(
-                        table, f"LOAD DATA stored {stored} of {batch.num_rows} rows with {warnings} warning(s): "
-                        + "; ".join(shown)
-                    )
+                    raise RowsNotStored(table, stored, batch.num_rows, warnings, shown)
         finally:
             path.unlink(missing_ok=True)
 
@@ -272,7 +260,7 @@ class BulkLoader:
             try:
                 conn.exec_driver_sql(f"ALTER TABLE `{table}` {drops}")
             except sa.exc.DBAPIError as exc:
-                raise BulkLoadError(table, f"could not drop secondary indexes: {mask_text(str(exc.orig), self.db_url)}") from None
+                raise IndexDropFailed(table, mask_text(str(exc.orig), self.db_url)) from None
         self._dropped[table] = [definition for _, definition in definitions]
         self._note(f"{table}: dropped {len(definitions)} secondary indexes for the load "
                    f"({time.perf_counter() - started:.1f} s); they are added back after it")
@@ -285,13 +273,10 @@ class BulkLoader:
             with self._engine.connect() as conn:
                 conn.exec_driver_sql(f"ALTER TABLE `{table}` {adds}")
         except sa.exc.DBAPIError as exc:
-            raise BulkLoadError(
-                table, f"could not restore secondary indexes ({'; '.join(definitions)}): "
-                f"{mask_text(str(exc.orig), self.db_url)}"
-            ) from None
+            raise IndexRestoreFailed(table, definitions, mask_text(str(exc.orig), self.db_url)) from None
         seconds = time.perf_counter() - started
         self.loads.setdefault(table, TableLoad(table, self.method)).index_seconds += seconds
         self._note(f"{table}: {len(definitions)} secondary indexes added back in {seconds:.1f} s")
 
 
-__all__ = ("BulkLoadError", "BulkLoader", "TableLoad")
+__all__ = ("BulkLoader", "TableLoad")

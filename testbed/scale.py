@@ -3,9 +3,9 @@
 `build_scaled_database(db_url, osu_dir, maps_dir, scores=N, maps=M, users=U, seed=S)` writes
 
 - M **derived beatmaps**: real .osu files made from the shipped maps (`maps_dir`, searched for *.osu)
-  by sr.derive (new CS/AR/OD/HP and a tempo), saved as `osu_dir/{beatmap_id}.osu`, each with its own
+  by testbed.derive (new CS/AR/OD/HP and a tempo), saved as `osu_dir/{beatmap_id}.osu`, each with its own
   md5 and a `beatmaps` row holding it. Star ratings span about 1 to 11 in every mode: a calibration
-  rates every shipped map (at least `MIN_BASE_OBJECTS` objects) without mods (sr.derive.map_attributes:
+  rates every shipped map (at least `MIN_BASE_OBJECTS` objects) without mods (testbed.derive.map_attributes:
   the `live` engine's vanilla rating) at the tempos `CALIBRATION_TEMPOS` in every mode it can be
   played in (own mode; osu! maps also as converts); each derived map gets a target mode and a target
   star rating (`_targets`), a base map whose curve reaches it within `TEMPO_RANGE` (`_steer`), and
@@ -14,9 +14,9 @@
   of the derived maps (up to `SAMPLE_PER_MODE` per target mode, evenly spread over the targets) is
   rated with the `live` engine in every mode it can be played in: that is the reported spread
   (`ScaleBuild.spread`), and the check of the steering (`SpreadStats.steer_error`).
-- U **users** (ids from cluster.synth.FIRST_USER_ID): `RESTRICTED_SHARE` restricted (privileges 0
+- U **users** (ids from testbed.demo.FIRST_USER_ID): `RESTRICTED_SHARE` restricted (privileges 0
   or 2), Zipf-like activity (plays ~ multinomial with weights rank**-`USER_ZIPF`), careers between
-  2012-01-01 and 2022-06-22, latest_activity by tier relative to cluster.synth.REFERENCE_TIME.
+  2012-01-01 and 2022-06-22, latest_activity by tier relative to testbed.demo.REFERENCE_TIME.
 - N **scores** over `scores`, `scores_relax`, `scores_ap` in the shares of the real tables
   (`TABLE_SHARES`, DOMAIN.md §1: 1,920,543 / 4,375,546 / 5,234 passed scores before 2022-06-23);
   modes within each table by `CATEGORIES` (osu! dominant; relax mania in `scores` with RX);
@@ -31,7 +31,7 @@
 Streaming: users are generated in blocks holding about `chunk_rows` scores (a user's plays all in one
 block, so the best pass is exact); each block's rows go to per-table, per-time-bucket files of fixed
 records in a temporary directory; then every bucket (about `chunk_rows` rows; edges at the quantiles of
-the expected score times) is read, sorted by time and bulk loaded (cluster.bulkload). Memory stays flat:
+the expected score times) is read, sorted by time and bulk loaded (testbed.bulkload). Memory stays flat:
 no array ever holds all N rows. Everything is drawn from numpy Generators seeded by (seed, stream):
 the same seed and chunk_rows give the same database and files.
 
@@ -56,12 +56,14 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cluster.bulkload import BulkLoader, TableLoad
-from cluster.db import mask_url
 from cluster.errors import ConfigError
 from cluster.schema import SCORE_TABLES, create_production_schema
 from cluster.schema import less_achievements as less_achievements_table
-from cluster.synth import (
+from conditions.catalogue import live_rows
+from sr.engines import engine_named
+from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
+from testbed.bulkload import BulkLoader, TableLoad
+from testbed.demo import (
     DAY,
     FIRST_SCORE_TIME,
     FIRST_USER_ID,
@@ -69,10 +71,8 @@ from cluster.synth import (
     LAST_SCORE_TIME,
     REFERENCE_TIME,
 )
-from conditions.catalogue import live_rows
-from sr.derive import Derivation, OsuTemplate, map_attributes
-from sr.engines import engine_named
-from sr.mods import AP, DT, EZ, FL, HD, HR, HT, NC, NF, PF, RX, SD, SO
+from testbed.derive import Derivation, OsuTemplate, map_attributes
+from testbed.errors import TargetNotEmpty
 
 # --- DOMAIN.md §1: passed scores before 2022-06-23 per table -------------------------------------------
 REAL_TABLE_ROWS = {"scores": 1_920_543, "scores_relax": 4_375_546, "scores_ap": 5_234}
@@ -163,17 +163,6 @@ _SCORE_COLUMNS = ("beatmap_md5", "userid", "score", "max_combo", "full_combo", "
 _TARGET_TABLES = (*SCORE_TABLES, "beatmaps", "users", "user_stats")
 
 
-class TargetNotEmpty(ConfigError):
-    """The database already holds rows in a table synth writes (`tables`: name -> rows); synthetic
-    databases are built fresh."""
-
-    def __init__(self, url: str, tables: dict[str, int]) -> None:
-        self.tables = tables
-        listing = ", ".join(f"{name} ({rows} rows)" for name, rows in tables.items())
-        super().__init__(f"{mask_url(url)} already holds rows in {listing}; synth builds into an empty database "
-                         "(create a new one, or drop these tables first)")
-
-
 @dataclass(frozen=True, slots=True)
 class SpreadStats:
     """Star ratings (live engine, no mods, raw) of the sampled derived maps in one mode_vn.
@@ -204,7 +193,7 @@ class ScaleBuild:
     completed: completed value -> rows; mods_top: the 20 most frequent stored mods values (with the
     RX/AP bits) and their rows; spread: mode_vn -> SpreadStats of the calibration sample;
     bases / skipped_bases: base maps used / skipped (relative path -> reason); seconds: step -> wall
-    seconds; loads: table -> cluster.bulkload.TableLoad; load_method and load_notes from the loader;
+    seconds; loads: table -> testbed.bulkload.TableLoad; load_method and load_notes from the loader;
     seed; osu_dir and files_bytes: where the .osu files went and their total size.
     """
 
@@ -451,7 +440,7 @@ def _plan_maps(bases: tuple[_Base, ...], count: int, rng: np.random.Generator) -
     base_index = base_index.astype(np.int32)[order]
     tempo = np.round(np.clip(tempo[order], *TEMPO_RANGE), 4)
 
-    # settings (see the module docstring of sr.derive): CS near the base's (osu!, catch), AR and OD
+    # settings (see the module docstring of testbed.derive): CS near the base's (osu!, catch), AR and OD
     # rising with the target, HP anywhere; taiko and mania keep CS (key count) and AR.
     base_settings = np.array([[bases[i].settings[k] for k in ("cs", "ar", "od", "hp")] for i in base_index])
     settings = base_settings.copy()
@@ -783,18 +772,57 @@ class _ScoreMaker:
 
     def block(self, user_ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Every play of `user_ids` (user indexes): (ROW_DTYPE rows, table index per row into
-        SCORE_TABLES), completed 3 already on the best passes."""
+        SCORE_TABLES), completed 3 already on the best passes. The draws from `rng` come in a fixed
+        order (category, beatmap, mods, time, outcome, judgements, combo, pp): the order is the data."""
         users, plan = self.users, self.plan
-        counts = users.plays[user_ids]
-        user = np.repeat(user_ids, counts)
+        user = np.repeat(user_ids, users.plays[user_ids])
         n = len(user)
-        # category: the user's main one with probability p_main, else the global mix
-        other = rng.choice(len(CATEGORIES), size=n, p=CATEGORY_SHARES / CATEGORY_SHARES.sum())
-        category = np.where(rng.random(n) < users.p_main[user], users.main[user], other).astype(np.int8)
+        category = self._categories(user, rng)
         table = _CATEGORY_TABLE[category]
         play_mode = _CATEGORY_MODE[category]
+        beatmap = self._beatmaps(play_mode, rng)
+        mods = self._mods(category, play_mode, beatmap, rng)
+        # time: uniform over the user's career
+        start, end = users.start[user], users.end[user]
+        when = start + (rng.random(n) * (end - start)).astype(np.int64)
+        stars = np.nan_to_num(plan.est[beatmap, play_mode], nan=3.0) * _star_factor(mods)
+        completed = _completed(stars - users.skill_stars[user], mods, table, rng)
+        passed = completed == 2
+        hits = self._judgements(user, beatmap, play_mode, mods, passed, rng)
+        max_combo, full_combo = _combo(hits, play_mode, passed, rng)
+        score = _score(hits, play_mode, mods, stars, max_combo)
+        pp = np.where(passed & np.isin(plan.ranked[beatmap], (2, 3)),
+                      12.0 * stars ** 2.2 * hits.accuracy ** 8 * np.where(hits.misses == 0, 1.0, 0.9)
+                      * np.where(table == 1, 1.5, np.where(table == 2, 1.3, 1.0)) * rng.uniform(0.85, 1.15, n), 0.0)
 
-        # beatmap: native pool of the play_mode (taiko/catch/mania share), else an osu! map; some unknown
+        out = np.empty(n, dtype=ROW_DTYPE)
+        out["userid"] = FIRST_USER_ID + user
+        out["map"] = beatmap
+        out["score"] = score
+        out["max_combo"] = max_combo
+        out["full_combo"] = full_combo
+        out["mods"] = mods
+        out["300_count"], out["100_count"], out["50_count"] = hits.n300, hits.n100, hits.n50
+        out["katus_count"], out["gekis_count"], out["misses_count"] = hits.katus, hits.gekis, hits.misses
+        out["time"] = when
+        out["play_mode"] = play_mode
+        out["completed"] = completed
+        out["accuracy"] = np.round(100 * hits.accuracy, 3)
+        out["pp"] = np.round(pp, 3)
+        _mark_best(out, table)
+        return out, table
+
+    def _categories(self, user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Per play (index into CATEGORIES): the user's main one with probability p_main, else the
+        global mix."""
+        users, n = self.users, len(user)
+        other = rng.choice(len(CATEGORIES), size=n, p=CATEGORY_SHARES / CATEGORY_SHARES.sum())
+        return np.where(rng.random(n) < users.p_main[user], users.main[user], other).astype(np.int8)
+
+    def _beatmaps(self, play_mode: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Per play (index into the plan): the native pool of the play_mode (taiko/catch/mania share),
+        else an osu! map; UNKNOWN_MAP_SHARE of them an unknown md5."""
+        plan, n = self.plan, len(play_mode)
         beatmap = self._pick(0, rng.random(n))
         for mode in (1, 2, 3):
             if mode not in self.pools:
@@ -804,8 +832,13 @@ class _ScoreMaker:
         unknown_pool = len(plan.md5) - plan.count
         is_unknown = rng.random(n) < UNKNOWN_MAP_SHARE
         beatmap[is_unknown] = plan.count + rng.integers(unknown_pool, size=int(is_unknown.sum()))
+        return beatmap
 
-        # mods
+    def _mods(self, category: np.ndarray, play_mode: np.ndarray, beatmap: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+        """Per play: a combination from the category's MODS table plus its RX/AP bit; a key mod on
+        KEY_MOD_SHARE of the mania plays on osu! maps."""
+        n = len(category)
         mods = np.zeros(n, dtype=np.int64)
         draw = rng.random(n)
         for index in range(len(CATEGORIES)):
@@ -817,29 +850,19 @@ class _ScoreMaker:
         map_mode = self.own_mode[beatmap]
         keyed = (play_mode == 3) & (map_mode == 0) & (rng.random(n) < KEY_MOD_SHARE)
         mods[keyed] |= np.array(KEY_MODS, dtype=np.int64)[rng.integers(len(KEY_MODS), size=int(keyed.sum()))]
+        return mods
 
-        # time: uniform over the user's career
-        start, end = users.start[user], users.end[user]
-        when = start + (rng.random(n) * (end - start)).astype(np.int64)
-
-        # outcome: quit, fail (harder for the player, SD/PF, fewer with NF, relax and autopilot), pass
-        stars = np.nan_to_num(plan.est[beatmap, play_mode], nan=3.0) * _star_factor(mods)
-        gap = stars - users.skill_stars[user]
-        fail = 0.05 + 0.45 / (1 + np.exp(-1.2 * (gap - 0.5)))
-        fail = np.where(mods & SD, fail + 0.25, fail)
-        fail = np.where(mods & NF, 0.0, fail)
-        fail = np.where(table > 0, fail * 0.8, fail)
-        draw = rng.random(n)
-        completed = np.where(draw < QUIT_SHARE, 0, np.where(draw < QUIT_SHARE + (1 - QUIT_SHARE) * np.clip(fail, 0, 0.95), 1, 2))
-        passed = completed == 2
-
-        # judgements per play_mode
-        facts = plan.facts[beatmap, play_mode]  # (n, 4): judged objects, max combo, droplets, tiny droplets
+    def _judgements(self, user: np.ndarray, beatmap: np.ndarray, play_mode: np.ndarray, mods: np.ndarray,
+                    passed: np.ndarray, rng: np.random.Generator) -> _Hits:
+        """Per play: objects judged (all on a pass, a random share on a fail or quit), misses, and the
+        other judgements by play_mode's rules (_osu_hits, _taiko_hits, _catch_hits, _mania_hits)."""
+        n = len(user)
+        facts = self.plan.facts[beatmap, play_mode]  # (n, 4): judged objects, max combo, droplets, tiny droplets
         total = np.maximum(np.nan_to_num(facts[:, 0], nan=1.0), 1).astype(np.int64)
         cap = np.maximum(np.nan_to_num(facts[:, 1], nan=1.0), 1).astype(np.int64)
         droplets = np.nan_to_num(facts[:, 2]).astype(np.int64)
         tiny = np.nan_to_num(facts[:, 3]).astype(np.int64)
-        skill = np.clip(users.skill_acc[user] + rng.normal(0, 0.02, n) - 0.015 * ((mods & (HR | FL | DT)) > 0)
+        skill = np.clip(self.users.skill_acc[user] + rng.normal(0, 0.02, n) - 0.015 * ((mods & (HR | FL | DT)) > 0)
                         + 0.01 * ((mods & (EZ | HT)) > 0), 0.5, 0.999)
         fraction = np.where(passed, 1.0, rng.uniform(0.05, 0.95, n))
         judged = np.maximum(1, (total * fraction).astype(np.int64))
@@ -847,94 +870,134 @@ class _ScoreMaker:
         misses_pass = np.where(no_miss, 0, 1 + rng.exponential(1 + judged * 0.01).astype(np.int64))
         misses_fail = 1 + (judged * rng.uniform(0.01, 0.15, n)).astype(np.int64)
         misses = np.minimum(judged, np.where(passed, misses_pass, misses_fail))
+        hits = _Hits(total=total, cap=cap, fraction=fraction, judged=judged, misses=misses,
+                     n300=np.zeros(n, np.int64), n100=np.zeros(n, np.int64), n50=np.zeros(n, np.int64),
+                     katus=np.zeros(n, np.int64), gekis=np.zeros(n, np.int64), accuracy=np.ones(n))
         rest = judged - misses
         off = np.clip((1 - skill) * rng.uniform(0.6, 1.6, n), 0, 1)
         u1, u2, u3 = rng.random(n), rng.random(n), rng.random(n)
-        n300 = np.zeros(n, np.int64)
-        n100 = np.zeros(n, np.int64)
-        n50 = np.zeros(n, np.int64)
-        katus = np.zeros(n, np.int64)
-        gekis = np.zeros(n, np.int64)
-        accuracy = np.ones(n)
+        _osu_hits(hits, play_mode == 0, rest, off, u1, u2, u3)
+        _taiko_hits(hits, play_mode == 1, rest, off, u2, u3)
+        _catch_hits(hits, play_mode == 2, rest, off, droplets, tiny, u2)
+        _mania_hits(hits, play_mode == 3, rest, skill, u1, u2, u3)
+        return hits
 
-        m = play_mode == 0
-        a100 = np.minimum(rest, (rest * off * 2).astype(np.int64))
-        a50 = np.minimum(rest - a100, (a100 * 0.15 * u1).astype(np.int64))
-        n100[m], n50[m] = a100[m], a50[m]
-        n300[m] = (rest - a100 - a50)[m]
-        gekis[m] = (n300 * (0.08 + 0.17 * u2)).astype(np.int64)[m]
-        katus[m] = (n100 * (0.1 + 0.3 * u3)).astype(np.int64)[m]
-        accuracy[m] = ((300 * n300 + 100 * n100 + 50 * n50) / (300 * judged))[m]
 
-        m = play_mode == 1
-        t100 = np.minimum(rest, (rest * off * 2.5).astype(np.int64))
-        n100[m] = t100[m]
-        n300[m] = (rest - t100)[m]
-        gekis[m] = (n300 * (0.03 + 0.12 * u2)).astype(np.int64)[m]
-        katus[m] = (n100 * (0.03 + 0.12 * u3)).astype(np.int64)[m]
-        accuracy[m] = ((n300 + 0.5 * n100) / judged)[m]
+@dataclass(slots=True)
+class _Hits:
+    """The judgements of a block's plays, one array entry per play: objects the play could judge
+    (total) and the combo it could reach (cap), the share it played (fraction: 1 on a pass), objects
+    judged, misses, the hit counts as stored, and accuracy (a fraction)."""
 
-        m = play_mode == 2
-        share = np.where(total > 0, droplets / total, 0)
-        c100 = np.minimum(rest, (rest * share).astype(np.int64))
-        tiny_judged = (tiny * fraction).astype(np.int64)
-        c_katus = np.minimum(tiny_judged, (tiny_judged * off * 3).astype(np.int64))
-        n100[m] = c100[m]
-        n300[m] = (rest - c100)[m]
-        katus[m] = c_katus[m]
-        n50[m] = (tiny_judged - c_katus)[m]
-        gekis[m] = (n300 * (0.05 + 0.1 * u2)).astype(np.int64)[m]
-        caught = n300 + n100 + n50
-        accuracy[m] = (caught / np.maximum(1, caught + katus + misses))[m]
+    total: np.ndarray
+    cap: np.ndarray
+    fraction: np.ndarray
+    judged: np.ndarray
+    misses: np.ndarray
+    n300: np.ndarray
+    n100: np.ndarray
+    n50: np.ndarray
+    katus: np.ndarray
+    gekis: np.ndarray
+    accuracy: np.ndarray
 
-        m = play_mode == 3
-        perfect = (rest * np.clip(skill - 0.2, 0, 0.98) * (0.7 + 0.3 * u1)).astype(np.int64)
-        remainder = rest - perfect
-        k300 = (remainder * (0.5 + 0.3 * u2)).astype(np.int64)
-        k200 = ((remainder - k300) * (0.4 + 0.4 * u3)).astype(np.int64)
-        k100 = ((remainder - k300 - k200) * 0.7).astype(np.int64)
-        gekis[m], n300[m], katus[m], n100[m] = perfect[m], k300[m], k200[m], k100[m]
-        n50[m] = (remainder - k300 - k200 - k100)[m]
-        accuracy[m] = ((300 * (perfect + k300) + 200 * k200 + 100 * k100 + 50 * (remainder - k300 - k200 - k100))
-                       / (300 * judged))[m]
 
-        combo_cap = cap
-        full_combo = passed & (misses == 0) & ((play_mode != 0) | (rng.random(n) < 0.8))
-        max_combo = np.where(
-            full_combo, combo_cap,
-            np.where(passed & (misses == 0), combo_cap * rng.uniform(0.5, 0.98, n),
-                     combo_cap * fraction * rng.uniform(0.05, 0.9, n)),
-        ).astype(np.int64)
-        max_combo = np.clip(max_combo, 1, combo_cap)
+def _completed(gap: np.ndarray, mods: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per play: 0 quit (QUIT_SHARE), 1 failed, 2 passed. Fails grow with `gap` (the map's stars above
+    the user's), with SD; none with NF; fewer in relax and autopilot."""
+    fail = 0.05 + 0.45 / (1 + np.exp(-1.2 * (gap - 0.5)))
+    fail = np.where(mods & SD, fail + 0.25, fail)
+    fail = np.where(mods & NF, 0.0, fail)
+    fail = np.where(table > 0, fail * 0.8, fail)
+    draw = rng.random(len(gap))
+    return np.where(draw < QUIT_SHARE, 0, np.where(draw < QUIT_SHARE + (1 - QUIT_SHARE) * np.clip(fail, 0, 0.95), 1, 2))
 
-        multiplier = np.ones(n)
-        for bit, factor in ((NF, 0.5), (EZ, 0.5), (HT, 0.3), (HD, 1.06), (HR, 1.06), (DT, 1.12), (FL, 1.12), (SO, 0.9)):
-            multiplier = np.where(mods & bit, multiplier * factor, multiplier)
-        hit_value = 300 * n300 + 100 * n100 + 50 * n50
-        score = np.where(play_mode == 3, 1_000_000 * accuracy * fraction * multiplier,
-                         hit_value * (1 + max_combo * np.where(play_mode == 1, 0.4, 4.0) * stars / 25) * multiplier)
-        score = np.clip(score, 0, 2_147_483_647).astype(np.int64)
-        ranked = plan.ranked[beatmap]
-        pp = np.where(passed & np.isin(ranked, (2, 3)),
-                      12.0 * stars ** 2.2 * accuracy ** 8 * np.where(misses == 0, 1.0, 0.9)
-                      * np.where(table == 1, 1.5, np.where(table == 2, 1.3, 1.0)) * rng.uniform(0.85, 1.15, n), 0.0)
 
-        out = np.empty(n, dtype=ROW_DTYPE)
-        out["userid"] = FIRST_USER_ID + user
-        out["map"] = beatmap
-        out["score"] = score
-        out["max_combo"] = max_combo
-        out["full_combo"] = full_combo
-        out["mods"] = mods
-        out["300_count"], out["100_count"], out["50_count"] = n300, n100, n50
-        out["katus_count"], out["gekis_count"], out["misses_count"] = katus, gekis, misses
-        out["time"] = when
-        out["play_mode"] = play_mode
-        out["completed"] = completed
-        out["accuracy"] = np.round(100 * accuracy, 3)
-        out["pp"] = np.round(pp, 3)
-        _mark_best(out, table)
-        return out, table
+def _osu_hits(hits: _Hits, m: np.ndarray, rest: np.ndarray, off: np.ndarray, u1: np.ndarray, u2: np.ndarray,
+              u3: np.ndarray) -> None:
+    """osu! (rows `m`): 100s and 50s growing with `off`, gekis and katus among the 300s and 100s."""
+    n300, n100, n50, katus, gekis, accuracy = hits.n300, hits.n100, hits.n50, hits.katus, hits.gekis, hits.accuracy
+    judged = hits.judged
+    a100 = np.minimum(rest, (rest * off * 2).astype(np.int64))
+    a50 = np.minimum(rest - a100, (a100 * 0.15 * u1).astype(np.int64))
+    n100[m], n50[m] = a100[m], a50[m]
+    n300[m] = (rest - a100 - a50)[m]
+    gekis[m] = (n300 * (0.08 + 0.17 * u2)).astype(np.int64)[m]
+    katus[m] = (n100 * (0.1 + 0.3 * u3)).astype(np.int64)[m]
+    accuracy[m] = ((300 * n300 + 100 * n100 + 50 * n50) / (300 * judged))[m]
+
+
+def _taiko_hits(hits: _Hits, m: np.ndarray, rest: np.ndarray, off: np.ndarray, u2: np.ndarray,
+                u3: np.ndarray) -> None:
+    """taiko (rows `m`): greats and goods; gekis and katus are the big notes among them."""
+    n300, n100, katus, gekis, accuracy = hits.n300, hits.n100, hits.katus, hits.gekis, hits.accuracy
+    t100 = np.minimum(rest, (rest * off * 2.5).astype(np.int64))
+    n100[m] = t100[m]
+    n300[m] = (rest - t100)[m]
+    gekis[m] = (n300 * (0.03 + 0.12 * u2)).astype(np.int64)[m]
+    katus[m] = (n100 * (0.03 + 0.12 * u3)).astype(np.int64)[m]
+    accuracy[m] = ((n300 + 0.5 * n100) / hits.judged)[m]
+
+
+def _catch_hits(hits: _Hits, m: np.ndarray, rest: np.ndarray, off: np.ndarray, droplets: np.ndarray,
+                tiny: np.ndarray, u2: np.ndarray) -> None:
+    """catch (rows `m`): fruits (300), droplets (100), tiny droplets caught (50) and missed (katus)."""
+    n300, n100, n50, katus, gekis, accuracy = hits.n300, hits.n100, hits.n50, hits.katus, hits.gekis, hits.accuracy
+    total = hits.total
+    share = np.where(total > 0, droplets / total, 0)
+    c100 = np.minimum(rest, (rest * share).astype(np.int64))
+    tiny_judged = (tiny * hits.fraction).astype(np.int64)
+    c_katus = np.minimum(tiny_judged, (tiny_judged * off * 3).astype(np.int64))
+    n100[m] = c100[m]
+    n300[m] = (rest - c100)[m]
+    katus[m] = c_katus[m]
+    n50[m] = (tiny_judged - c_katus)[m]
+    gekis[m] = (n300 * (0.05 + 0.1 * u2)).astype(np.int64)[m]
+    caught = n300 + n100 + n50
+    accuracy[m] = (caught / np.maximum(1, caught + katus + hits.misses))[m]
+
+
+def _mania_hits(hits: _Hits, m: np.ndarray, rest: np.ndarray, skill: np.ndarray, u1: np.ndarray, u2: np.ndarray,
+                u3: np.ndarray) -> None:
+    """mania (rows `m`): MAX (gekis) growing with skill, then 300, 200 (katus), 100 and 50."""
+    n300, n100, n50, katus, gekis, accuracy = hits.n300, hits.n100, hits.n50, hits.katus, hits.gekis, hits.accuracy
+    perfect = (rest * np.clip(skill - 0.2, 0, 0.98) * (0.7 + 0.3 * u1)).astype(np.int64)
+    remainder = rest - perfect
+    k300 = (remainder * (0.5 + 0.3 * u2)).astype(np.int64)
+    k200 = ((remainder - k300) * (0.4 + 0.4 * u3)).astype(np.int64)
+    k100 = ((remainder - k300 - k200) * 0.7).astype(np.int64)
+    gekis[m], n300[m], katus[m], n100[m] = perfect[m], k300[m], k200[m], k100[m]
+    n50[m] = (remainder - k300 - k200 - k100)[m]
+    accuracy[m] = ((300 * (perfect + k300) + 200 * k200 + 100 * k100 + 50 * (remainder - k300 - k200 - k100))
+                   / (300 * hits.judged))[m]
+
+
+def _combo(hits: _Hits, play_mode: np.ndarray, passed: np.ndarray,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per play: (max_combo, full_combo); a pass without misses is a full combo (80% in osu!, where a
+    slider end may break it), else a share of the map's combo."""
+    n = len(play_mode)
+    combo_cap, misses = hits.cap, hits.misses
+    full_combo = passed & (misses == 0) & ((play_mode != 0) | (rng.random(n) < 0.8))
+    max_combo = np.where(
+        full_combo, combo_cap,
+        np.where(passed & (misses == 0), combo_cap * rng.uniform(0.5, 0.98, n),
+                 combo_cap * hits.fraction * rng.uniform(0.05, 0.9, n)),
+    ).astype(np.int64)
+    return np.clip(max_combo, 1, combo_cap), full_combo
+
+
+def _score(hits: _Hits, play_mode: np.ndarray, mods: np.ndarray, stars: np.ndarray,
+           max_combo: np.ndarray) -> np.ndarray:
+    """Per play, a made-up score: accuracy-based in mania (up to 1,000,000), growing with combo and the
+    map's stars in the other modes; the mods' multipliers."""
+    multiplier = np.ones(len(play_mode))
+    for bit, factor in ((NF, 0.5), (EZ, 0.5), (HT, 0.3), (HD, 1.06), (HR, 1.06), (DT, 1.12), (FL, 1.12), (SO, 0.9)):
+        multiplier = np.where(mods & bit, multiplier * factor, multiplier)
+    hit_value = 300 * hits.n300 + 100 * hits.n100 + 50 * hits.n50
+    score = np.where(play_mode == 3, 1_000_000 * hits.accuracy * hits.fraction * multiplier,
+                     hit_value * (1 + max_combo * np.where(play_mode == 1, 0.4, 4.0) * stars / 25) * multiplier)
+    return np.clip(score, 0, 2_147_483_647).astype(np.int64)
 
 
 def _mark_best(rows: np.ndarray, table: np.ndarray) -> None:
@@ -1060,13 +1123,13 @@ def build_scaled_database(
 
     scores, maps, users: rows to generate (N >= 0, M >= 1, U >= 1); chunk_rows: rows per generation
     block and per load batch; tmp_dir: where the bucket files go (system temp if None; about 50 bytes
-    per score); buffer_pool_bytes / rebuild_indexes: bulk-load tuning on MySQL (cluster.bulkload;
+    per score); buffer_pool_bytes / rebuild_indexes: bulk-load tuning on MySQL (testbed.bulkload;
     the score tables' secondary indexes are dropped for the load and added back by default).
     Tables missing from the database are created (cluster.schema.create_production_schema); a
     database created from production DDL is used as it is.
 
     Raises ValueError (bad counts), TargetNotEmpty (scores/beatmaps/users/user_stats hold rows),
-    ConfigError (no usable map under maps_dir), cluster.bulkload.BulkLoadError.
+    ConfigError (no usable map under maps_dir), testbed.errors.BulkLoadError (one of its leaves).
     """
     if scores < 0 or maps < 1 or users < 1 or chunk_rows < 1000 or seed < 0:
         raise ValueError(f"need scores >= 0, maps >= 1, users >= 1, chunk_rows >= 1000, seed >= 0 "
@@ -1078,14 +1141,7 @@ def build_scaled_database(
     maps_rng, users_rng, popularity_rng, names_rng, stats_rng = (np.random.default_rng(s) for s in streams.spawn(5))
 
     clock = time.perf_counter()
-    engine = sa.create_engine(db_url)
-    try:
-        _check_empty(engine, db_url)
-        create_production_schema(engine)
-        with engine.connect() as conn:
-            less_empty = not conn.execute(sa.select(sa.func.count()).select_from(less_achievements_table)).scalar_one()
-    finally:
-        engine.dispose()
+    less_empty = _prepare_target(db_url)
     seconds["check and schema"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -1108,113 +1164,216 @@ def build_scaled_database(
     clock = time.perf_counter()
     user_plan = _plan_users(users, scores, users_rng)
     maker = _ScoreMaker(plan, user_plan, popularity_rng)
-    buckets = max(1, math.ceil(scores / chunk_rows))
-    edges = _time_edges(user_plan, buckets)
-    buckets = len(edges) - 1
+    edges = _time_edges(user_plan, max(1, math.ceil(scores / chunk_rows)))
     work = Path(tempfile.mkdtemp(prefix="srb-synth-", dir=tmp_dir))
-    table_rows = dict.fromkeys(SCORE_TABLES, 0)
-    completed_counts = np.zeros(4, dtype=np.int64)
-    mod_counts: dict[int, int] = {}
-    unknown_scores = 0
-    plays = np.zeros(len(plan.md5), dtype=np.int64)
-    passes = np.zeros(len(plan.md5), dtype=np.int64)
-    last_score = np.zeros(users, dtype=np.int64)
-    stats_parts: list[dict[str, np.ndarray]] = []
     try:
-        # blocks of whole users holding about chunk_rows plays
-        cumulative = np.cumsum(user_plan.plays)
-        block_of_user = cumulative // chunk_rows if scores else np.zeros(users, dtype=np.int64)
-        bounds = np.r_[0, np.flatnonzero(np.diff(block_of_user)) + 1, users]
-        for number, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            ids = np.arange(lo, hi)
-            ids = ids[user_plan.plays[ids] > 0]
-            if not len(ids):
-                continue
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 1, number]))
-            rows, table = maker.block(ids, rng)
-            bucket = np.clip(np.searchsorted(edges, rows["time"], side="right") - 1, 0, buckets - 1)
-            for t, name in enumerate(SCORE_TABLES):
-                in_table = table == t
-                table_rows[name] += int(in_table.sum())
-                for b in np.unique(bucket[in_table]):
-                    with open(work / f"{name}.{b:05d}", "ab") as handle:
-                        rows[in_table & (bucket == b)].tofile(handle)
-            completed_counts += np.bincount(rows["completed"], minlength=4)
-            values, counts = np.unique(rows["mods"], return_counts=True)
-            for value, count in zip(values.tolist(), counts.tolist()):
-                mod_counts[value] = mod_counts.get(value, 0) + count
-            unknown_scores += int((rows["map"] >= plan.count).sum())
-            plays += np.bincount(rows["map"], minlength=len(plan.md5))
-            passes += np.bincount(rows["map"], weights=rows["completed"] >= 2, minlength=len(plan.md5)).astype(np.int64)
-            np.maximum.at(last_score, rows["userid"] - FIRST_USER_ID, rows["time"])
-            stats_parts.append(_stats_rows(rows, table, user_plan, stats_rng))
+        tally = _generate_scores(maker, edges, work, scores, seed, chunk_rows, stats_rng)
         seconds["generate scores"] = time.perf_counter() - clock
-        say(f"scores: {scores} generated in {seconds['generate scores']:.1f} s ({buckets} time buckets)")
+        say(f"scores: {scores} generated in {seconds['generate scores']:.1f} s ({tally.buckets} time buckets)")
 
         clock = time.perf_counter()
-        score_tables = SCORE_TABLES if rebuild_indexes else ()
-        with BulkLoader(db_url, log=say, tmp_dir=tmp_dir, buffer_pool_bytes=buffer_pool_bytes,
-                        rebuild_indexes=score_tables) as loader:
-            for t, name in enumerate(SCORE_TABLES):
-                for b in range(buckets):
-                    path = work / f"{name}.{b:05d}"
-                    if not path.exists():
-                        continue
-                    rows = np.fromfile(path, dtype=ROW_DTYPE)
-                    path.unlink()
-                    rows = rows[np.lexsort((rows["userid"], rows["time"]))]
-                    checksum_rng = np.random.default_rng(np.random.SeedSequence([seed, 2, t, b]))
-                    loader.load(name, _score_batch(rows, plan.md5, checksum_rng))
-                say(f"{name}: {table_rows[name]} rows loaded")
-            for start in range(0, maps, chunk_rows):
-                part = beatmap_rows[start:start + chunk_rows]
-                for offset, row in enumerate(part):
-                    row["playcount"] = int(plays[start + offset])
-                    row["passcount"] = int(passes[start + offset])
-                loader.load("beatmaps", pa.Table.from_pylist(part))
-            user_table = _user_rows(user_plan, last_score, np.random.default_rng(np.random.SeedSequence([seed, 3])))
-            for start in range(0, users, chunk_rows):
-                loader.load("users", user_table.slice(start, chunk_rows))
-            stats = {key: np.concatenate([part[key] for part in stats_parts]) if stats_parts else np.zeros(0, np.int64)
-                     for key in ("user_id", "mode", "playcount", "total_hits", "pp", "max_combo")}
-            stats_table = pa.table({key: pa.array(value, pa.int64()) for key, value in stats.items()})
-            for start in range(0, stats_table.num_rows, chunk_rows):
-                loader.load("user_stats", stats_table.slice(start, chunk_rows))
-            if less_empty:
-                catalogue_rows = [{**row, "hidden": int(row["hidden"])} for row in live_rows()]
-                loader.load("less_achievements", pa.Table.from_pylist(catalogue_rows))
+        loaded = _load(db_url, work, tally, plan.md5, beatmap_rows, user_plan, seed, chunk_rows, less_empty,
+                       tmp_dir=tmp_dir, buffer_pool_bytes=buffer_pool_bytes, rebuild_indexes=rebuild_indexes, say=say)
         seconds["load"] = time.perf_counter() - clock
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return _describe(plan, user_plan, tally, loaded, spread, bases, dict(skipped), seconds, seed, str(osu_dir),
+                     files_bytes)
 
+
+def _describe(plan: _MapPlan, user_plan: _UserPlan, tally: _ScoreTally, loaded: _Loaded,
+              spread: dict[int, SpreadStats], bases: tuple[_Base, ...], skipped: dict[str, str],
+              seconds: dict[str, float], seed: int, osu_dir: str, files_bytes: int) -> ScaleBuild:
+    """The ScaleBuild of a finished build."""
+    maps, users = plan.count, user_plan.count
     own_modes = np.zeros(maps, dtype=np.int8)
     for mode, members in plan.native.items():
         own_modes[members] = mode
-    rows_written = {**table_rows, "beatmaps": maps, "users": users, "user_stats": int(stats_table.num_rows),
-                    "less_achievements": len(catalogue_rows) if less_empty else 0}
-    top_mods = tuple(sorted(mod_counts.items(), key=lambda item: -item[1])[:20])
     return ScaleBuild(
-        rows=rows_written,
+        rows={**tally.table_rows, "beatmaps": maps, "users": users, "user_stats": loaded.stats_rows,
+              "less_achievements": loaded.catalogue_rows},
         maps_by_mode={mode: int((own_modes == mode).sum()) for mode in range(4)},
         steered={mode: int((plan.target_mode == mode).sum()) for mode in range(4)},
         unranked_maps=int((plan.ranked[:maps] < 2).sum()),
         users=users,
         restricted_users=int(((user_plan.privileges & 1) == 0).sum()),
         idle_users=int((user_plan.plays == 0).sum()),
-        unknown_md5_scores=unknown_scores,
-        completed={value: int(count) for value, count in enumerate(completed_counts)},
-        mods_top=top_mods,
+        unknown_md5_scores=tally.unknown_scores,
+        completed={value: int(count) for value, count in enumerate(tally.completed)},
+        mods_top=tuple(sorted(tally.mod_counts.items(), key=lambda item: -item[1])[:20]),
         spread=spread,
         bases=len(bases),
-        skipped_bases=dict(skipped),
+        skipped_bases=skipped,
         seconds=seconds,
-        loads=dict(loader.loads),
-        load_method=loader.method,
-        load_notes=tuple(loader.notes),
+        loads=loaded.loads,
+        load_method=loaded.method,
+        load_notes=loaded.notes,
         seed=seed,
-        osu_dir=str(osu_dir),
+        osu_dir=osu_dir,
         files_bytes=files_bytes,
     )
 
 
-__all__ = ("ScaleBuild", "SpreadStats", "TargetNotEmpty", "build_scaled_database", "calibrate")
+def _prepare_target(db_url: str) -> bool:
+    """Refuse a database holding rows in a table synth writes (TargetNotEmpty), create the missing
+    tables; whether less_achievements is empty (then the catalogue's rows are loaded into it)."""
+    engine = sa.create_engine(db_url)
+    try:
+        _check_empty(engine, db_url)
+        create_production_schema(engine)
+        with engine.connect() as conn:
+            return not conn.execute(sa.select(sa.func.count()).select_from(less_achievements_table)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@dataclass(slots=True)
+class _ScoreTally:
+    """What generating the score rows left in the bucket files and counted on the way.
+
+    buckets: time buckets (files `{table}.{bucket:05d}` of ROW_DTYPE records in the work directory);
+    table_rows: rows per score table; completed: rows per completed value 0-3; mod_counts: rows per
+    stored mods value; unknown_scores: rows on unknown md5s; plays, passes: per plan map (index);
+    last_score: the last score time per user (index; 0 if none); stats_parts: user_stats columns
+    per block.
+    """
+
+    buckets: int
+    table_rows: dict[str, int]
+    completed: np.ndarray
+    mod_counts: dict[int, int]
+    unknown_scores: int
+    plays: np.ndarray
+    passes: np.ndarray
+    last_score: np.ndarray
+    stats_parts: list[dict[str, np.ndarray]]
+
+
+def _generate_scores(maker: _ScoreMaker, edges: np.ndarray, work: Path, scores: int, seed: int, chunk_rows: int,
+                     stats_rng: np.random.Generator) -> _ScoreTally:
+    """Every score row, in blocks of whole users holding about `chunk_rows` plays (block k drawn from
+    SeedSequence([seed, 1, k])), appended to the bucket files of `work` by table and time bucket
+    (`edges`)."""
+    plan, user_plan = maker.plan, maker.users
+    users = user_plan.count
+    tally = _ScoreTally(
+        buckets=len(edges) - 1, table_rows=dict.fromkeys(SCORE_TABLES, 0), completed=np.zeros(4, dtype=np.int64),
+        mod_counts={}, unknown_scores=0, plays=np.zeros(len(plan.md5), dtype=np.int64),
+        passes=np.zeros(len(plan.md5), dtype=np.int64), last_score=np.zeros(users, dtype=np.int64), stats_parts=[],
+    )
+    cumulative = np.cumsum(user_plan.plays)
+    block_of_user = cumulative // chunk_rows if scores else np.zeros(users, dtype=np.int64)
+    bounds = np.r_[0, np.flatnonzero(np.diff(block_of_user)) + 1, users]
+    for number, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        ids = np.arange(lo, hi)
+        ids = ids[user_plan.plays[ids] > 0]
+        if not len(ids):
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 1, number]))
+        rows, table = maker.block(ids, rng)
+        _append_to_buckets(rows, table, edges, work, tally)
+        _count_block(rows, plan, tally)
+        tally.stats_parts.append(_stats_rows(rows, table, user_plan, stats_rng))
+    return tally
+
+
+def _append_to_buckets(rows: np.ndarray, table: np.ndarray, edges: np.ndarray, work: Path, tally: _ScoreTally) -> None:
+    bucket = np.clip(np.searchsorted(edges, rows["time"], side="right") - 1, 0, tally.buckets - 1)
+    for t, name in enumerate(SCORE_TABLES):
+        in_table = table == t
+        tally.table_rows[name] += int(in_table.sum())
+        for b in np.unique(bucket[in_table]):
+            with open(work / f"{name}.{b:05d}", "ab") as handle:
+                rows[in_table & (bucket == b)].tofile(handle)
+
+
+def _count_block(rows: np.ndarray, plan: _MapPlan, tally: _ScoreTally) -> None:
+    tally.completed += np.bincount(rows["completed"], minlength=4)
+    values, counts = np.unique(rows["mods"], return_counts=True)
+    for value, count in zip(values.tolist(), counts.tolist()):
+        tally.mod_counts[value] = tally.mod_counts.get(value, 0) + count
+    tally.unknown_scores += int((rows["map"] >= plan.count).sum())
+    tally.plays += np.bincount(rows["map"], minlength=len(plan.md5))
+    tally.passes += np.bincount(rows["map"], weights=rows["completed"] >= 2, minlength=len(plan.md5)).astype(np.int64)
+    np.maximum.at(tally.last_score, rows["userid"] - FIRST_USER_ID, rows["time"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What the load did: per table (testbed.bulkload.TableLoad), the loader's method and notes, and
+    the user_stats and less_achievements rows written (0 when less_achievements held rows already)."""
+
+    loads: dict[str, TableLoad]
+    method: str
+    notes: tuple[str, ...]
+    stats_rows: int
+    catalogue_rows: int
+
+
+def _load(db_url: str, work: Path, tally: _ScoreTally, md5: np.ndarray, beatmap_rows: list[dict],
+          user_plan: _UserPlan, seed: int, chunk_rows: int, less_empty: bool, *, tmp_dir: Path | None,
+          buffer_pool_bytes: int | None, rebuild_indexes: bool, say: Callable[[str], None]) -> _Loaded:
+    """Bulk load every table: the scores from the bucket files, beatmaps, users, user_stats, and the
+    catalogue into an empty less_achievements. rebuild_indexes: drop the score tables' secondary
+    indexes for the load (testbed.bulkload)."""
+    with BulkLoader(db_url, log=say, tmp_dir=tmp_dir, buffer_pool_bytes=buffer_pool_bytes,
+                    rebuild_indexes=SCORE_TABLES if rebuild_indexes else ()) as loader:
+        _load_scores(loader, work, tally, md5, seed, say)
+        _load_beatmaps(loader, beatmap_rows, tally, chunk_rows)
+        _load_users(loader, user_plan, tally.last_score, seed, chunk_rows)
+        stats_rows = _load_stats(loader, tally.stats_parts, chunk_rows)
+        catalogue_rows = _load_catalogue(loader) if less_empty else 0
+    return _Loaded(dict(loader.loads), loader.method, tuple(loader.notes), stats_rows, catalogue_rows)
+
+
+def _load_scores(loader: BulkLoader, work: Path, tally: _ScoreTally, md5: np.ndarray, seed: int,
+                 say: Callable[[str], None]) -> None:
+    """Each score table bucket by bucket, rows sorted by time (ids grow with time), checksums of
+    bucket b of table t drawn from SeedSequence([seed, 2, t, b]); every file is removed once read."""
+    for t, name in enumerate(SCORE_TABLES):
+        for b in range(tally.buckets):
+            path = work / f"{name}.{b:05d}"
+            if not path.exists():
+                continue
+            rows = np.fromfile(path, dtype=ROW_DTYPE)
+            path.unlink()
+            rows = rows[np.lexsort((rows["userid"], rows["time"]))]
+            checksum_rng = np.random.default_rng(np.random.SeedSequence([seed, 2, t, b]))
+            loader.load(name, _score_batch(rows, md5, checksum_rng))
+        say(f"{name}: {tally.table_rows[name]} rows loaded")
+
+
+def _load_beatmaps(loader: BulkLoader, beatmap_rows: list[dict], tally: _ScoreTally, chunk_rows: int) -> None:
+    """The derived maps' rows with their play and pass counts."""
+    for start in range(0, len(beatmap_rows), chunk_rows):
+        part = beatmap_rows[start:start + chunk_rows]
+        for offset, row in enumerate(part):
+            row["playcount"] = int(tally.plays[start + offset])
+            row["passcount"] = int(tally.passes[start + offset])
+        loader.load("beatmaps", pa.Table.from_pylist(part))
+
+
+def _load_users(loader: BulkLoader, user_plan: _UserPlan, last_score: np.ndarray, seed: int, chunk_rows: int) -> None:
+    user_table = _user_rows(user_plan, last_score, np.random.default_rng(np.random.SeedSequence([seed, 3])))
+    for start in range(0, user_plan.count, chunk_rows):
+        loader.load("users", user_table.slice(start, chunk_rows))
+
+
+def _load_stats(loader: BulkLoader, stats_parts: list[dict[str, np.ndarray]], chunk_rows: int) -> int:
+    """The user_stats rows of every block; returns how many."""
+    stats = {key: np.concatenate([part[key] for part in stats_parts]) if stats_parts else np.zeros(0, np.int64)
+             for key in ("user_id", "mode", "playcount", "total_hits", "pp", "max_combo")}
+    stats_table = pa.table({key: pa.array(value, pa.int64()) for key, value in stats.items()})
+    for start in range(0, stats_table.num_rows, chunk_rows):
+        loader.load("user_stats", stats_table.slice(start, chunk_rows))
+    return int(stats_table.num_rows)
+
+
+def _load_catalogue(loader: BulkLoader) -> int:
+    """less_achievements: today's live rows (conditions.catalogue.live_rows, ids 1-128); returns how many."""
+    catalogue_rows = [{**row, "hidden": int(row["hidden"])} for row in live_rows()]
+    loader.load("less_achievements", pa.Table.from_pylist(catalogue_rows))
+    return len(catalogue_rows)
+
+
+__all__ = ("ScaleBuild", "SpreadStats", "build_scaled_database", "calibrate")

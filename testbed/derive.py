@@ -1,5 +1,5 @@
 """Derived beatmaps: a new, real .osu file made from an existing one by changing its difficulty
-settings and its tempo (for synthetic data at production scale, cluster.scale).
+settings and its tempo (for synthetic data at production scale, testbed.scale).
 
 `derive_osu(content, Derivation(tempo=1.25, cs=4.5, ar=9.0, od=8.0, hp=6.0, version="..."))` returns
 the bytes of a valid .osu file (same format version, same sections, same objects) with these edits:
@@ -88,153 +88,26 @@ class OsuTemplate:
     """
 
     def __init__(self, content: bytes) -> None:
-        bom = b"\xef\xbb\xbf"
-        self._bom = content.startswith(bom)
-        text = content[len(bom):].decode("utf-8", errors="surrogateescape") if self._bom else \
-            content.decode("utf-8", errors="surrogateescape")
+        self._bom, text = _decode(content)
         if not text.lstrip().startswith("osu file format v"):
             raise ValueError("not an .osu file: no 'osu file format v' header")
         self._newline = "\r\n" if "\r\n" in text else "\n"
-        lines = text.split(self._newline)
-        # literal pieces and slots; a slot is ("t", index) -> times, ("b", index) -> beats,
-        # ("difficulty",) / ("metadata",) -> the rendered section bodies
-        self._pieces: list[str] = []
-        self._slots: list[tuple] = []
-        times: list[float] = []
-        beats: list[float] = []
-        # (key, value, the line up to the value) in file order
-        self._difficulty: list[tuple[str, str, str]] = []
-        self._metadata: list[tuple[str, str, str]] = []
-        has_metadata = any(_SECTION.match(line) and _SECTION.match(line).group(1) == "Metadata" for line in lines)
-        self._has_hit_objects = False
-        buffer: list[str] = []
-        object_times: list[float] = []
-        kinds = [0, 0, 0, 0]  # circles, sliders, spinners, mania holds
-        first_beat = 0.0
-
-        def flush_slot(slot: tuple) -> None:
-            self._pieces.append("".join(buffer))
-            buffer.clear()
-            self._slots.append(slot)
-
-        def time_slot(raw: str) -> None:
-            times.append(float(raw))
-            flush_slot(("t", len(times) - 1))
-
-        section = ""
-        for number, line in enumerate(lines):
-            last = number == len(lines) - 1
-            end = "" if last else self._newline
-            match = _SECTION.match(line)
-            if match:
-                name = match.group(1)
-                if name == "Difficulty" and not has_metadata:
-                    flush_slot(("new_metadata",))
-                section = name
-                buffer.append(line + end)
-                if name in ("Difficulty", "Metadata"):
-                    flush_slot((name.lower(),))
-                self._has_hit_objects |= name == "HitObjects"
-                continue
-            stripped = line.strip()
-            if section in ("Difficulty", "Metadata") and stripped and not stripped.startswith("//"):
-                key, sep, value = line.partition(":")
-                if sep:
-                    target = self._difficulty if section == "Difficulty" else self._metadata
-                    spacing = value[: len(value) - len(value.lstrip())]
-                    target.append((key.strip(), value.strip(), key + ":" + spacing))
-                    continue
-            if not stripped or stripped.startswith("//"):
-                buffer.append(line + end)
-                continue
-            if section == "General" and line.split(":", 1)[0].strip() == "PreviewTime":
-                key, _, value = line.partition(":")
-                if _is_number(value) and float(value) > 0:
-                    buffer.append(f"{key}: ")
-                    time_slot(value.strip())
-                    buffer.append(end)
-                    continue
-            if section == "Editor" and line.split(":", 1)[0].strip() == "Bookmarks":
-                key, _, value = line.partition(":")
-                marks = [m.strip() for m in value.split(",") if m.strip()]
-                if marks and all(_is_number(m) for m in marks):
-                    buffer.append(f"{key}: ")
-                    for index, mark in enumerate(marks):
-                        if index:
-                            buffer.append(",")
-                        time_slot(mark)
-                    buffer.append(end)
-                    continue
-            if section == "Events":
-                parts = line.split(",")
-                if parts[0].strip() in ("2", "Break") and len(parts) >= 3 and _is_number(parts[1]) and _is_number(parts[2]):
-                    buffer.append(parts[0] + ",")
-                    time_slot(parts[1])
-                    buffer.append(",")
-                    time_slot(parts[2])
-                    buffer.append("," + ",".join(parts[3:]) + end if len(parts) > 3 else end)
-                    continue
-            if section == "TimingPoints":
-                parts = line.split(",")
-                if len(parts) >= 2 and _is_number(parts[0]) and _is_number(parts[1]):
-                    # a fractional offset first moves up to the next whole ms: the same objects (whole ms)
-                    # still start at or after it, whatever the rounding of the scaled times
-                    time_slot(str(math.ceil(float(parts[0]))))
-                    beat = float(parts[1])
-                    if beat > 0 and math.isfinite(beat):
-                        first_beat = first_beat or beat
-                        buffer.append(",")
-                        beats.append(beat)
-                        flush_slot(("b", len(beats) - 1))
-                        buffer.append("," + ",".join(parts[2:]) + end if len(parts) > 2 else end)
-                    else:
-                        buffer.append("," + ",".join(parts[1:]) + end)
-                    continue
-            if section == "HitObjects":
-                parts = line.split(",")
-                if len(parts) >= 4 and _is_number(parts[2]) and parts[3].strip().lstrip("-").isdigit():
-                    kind = int(parts[3])
-                    object_times.append(float(parts[2]))
-                    kinds[0 if kind & 1 else 1 if kind & 2 else 2 if kind & 8 else 3 if kind & 128 else 0] += 1
-                    buffer.append(",".join(parts[:2]) + ",")
-                    time_slot(parts[2])
-                    if kind & (8 | 128) and len(parts) >= 6:
-                        end_field, colon, tail = parts[5].partition(":")
-                        if _is_number(end_field):
-                            buffer.append("," + ",".join(parts[3:5]) + ",")
-                            time_slot(end_field)
-                            buffer.append(colon + tail + ("," + ",".join(parts[6:]) if len(parts) > 6 else "") + end)
-                            continue
-                    buffer.append("," + ",".join(parts[3:]) + end)
-                    continue
-            buffer.append(line + end)
-        self._pieces.append("".join(buffer))
-        if not self._has_hit_objects:
+        split = _Splitter(self._newline)
+        split.split(text.split(self._newline))
+        if not split.has_hit_objects:
             raise ValueError("not an .osu file: no [HitObjects] section")
-        if not any(slot == ("difficulty",) for slot in self._slots):
+        if not any(slot == ("difficulty",) for slot in split.slots):
             raise ValueError("no [Difficulty] section")
-        self._times = np.asarray(times, dtype=np.float64)
-        self._beats = np.asarray(beats, dtype=np.float64)
-        self.object_counts = tuple(kinds)
-        self.object_span = (min(object_times), max(object_times)) if object_times else (0.0, 0.0)
-        self.first_beat_length = first_beat
-
-        values = {key: value for key, value, _ in self._difficulty}
+        self._pieces, self._slots = split.pieces, split.slots
+        self._difficulty, self._metadata = split.difficulty, split.metadata
+        self._times = np.asarray(split.times, dtype=np.float64)
+        self._beats = np.asarray(split.beats, dtype=np.float64)
+        self.object_counts = tuple(split.kinds)
+        self.object_span = (min(split.object_times), max(split.object_times)) if split.object_times else (0.0, 0.0)
+        self.first_beat_length = split.first_beat
         general = re.search(r"^\s*Mode\s*:\s*(\d+)", text, re.MULTILINE)
         self.mode = int(general.group(1)) if general and int(general.group(1)) in (0, 1, 2, 3) else 0
-
-        def setting(key: str, default: float) -> float:
-            try:
-                value = float(values[key])
-            except (KeyError, ValueError):
-                return default
-            return value if math.isfinite(value) else default
-
-        od = setting("OverallDifficulty", 5.0)
-        self.settings = {
-            "cs": setting("CircleSize", 5.0), "ar": setting("ApproachRate", od), "od": od,
-            "hp": setting("HPDrainRate", 5.0),
-        }
+        self.settings = _settings({key: value for key, value, _ in self._difficulty})
 
     def render(self, derivation: Derivation) -> bytes:
         """The bytes of the derived file. Raises ValueError for a tempo outside [0.05, 20] or a setting
@@ -299,6 +172,190 @@ class OsuTemplate:
             if value is not None and key not in seen:
                 lines.append(f"{key}:{value}")
         return "".join(line + self._newline for line in lines)
+
+
+def _decode(content: bytes) -> tuple[bool, str]:
+    """(whether the file starts with a UTF-8 BOM, its text without it); undecodable bytes survive as
+    surrogates, so the text encodes back to the same bytes."""
+    bom = b"\xef\xbb\xbf"
+    if content.startswith(bom):
+        return True, content[len(bom):].decode("utf-8", errors="surrogateescape")
+    return False, content.decode("utf-8", errors="surrogateescape")
+
+
+def _settings(values: dict[str, str]) -> dict[str, float]:
+    """cs/ar/od/hp of a [Difficulty] section (key -> text) as floats: 5 where missing or not a finite
+    number, AR defaulting to OD as in the osu! client."""
+
+    def setting(key: str, default: float) -> float:
+        try:
+            value = float(values[key])
+        except (KeyError, ValueError):
+            return default
+        return value if math.isfinite(value) else default
+
+    od = setting("OverallDifficulty", 5.0)
+    return {
+        "cs": setting("CircleSize", 5.0), "ar": setting("ApproachRate", od), "od": od,
+        "hp": setting("HPDrainRate", 5.0),
+    }
+
+
+class _Splitter:
+    """OsuTemplate's parse: the lines of a file split into literal `pieces` and the `slots` between them.
+
+    A slot is ("t", index) -> `times[index]` (ms), ("b", index) -> `beats[index]` (an uninherited beat
+    length), or ("difficulty",) / ("metadata",) / ("new_metadata",) -> a section body rendered whole
+    from `difficulty` / `metadata` ((key, value, the line up to the value) in file order). Also
+    collects `object_times` and `kinds` (circles, sliders, spinners, mania holds), `first_beat` (ms,
+    0.0 if none) and `has_hit_objects`. Lines are handled one at a time; a line no handler takes is
+    kept as it is.
+    """
+
+    def __init__(self, newline: str) -> None:
+        self.newline = newline
+        self.pieces: list[str] = []
+        self.slots: list[tuple] = []
+        self.times: list[float] = []
+        self.beats: list[float] = []
+        self.difficulty: list[tuple[str, str, str]] = []
+        self.metadata: list[tuple[str, str, str]] = []
+        self.object_times: list[float] = []
+        self.kinds = [0, 0, 0, 0]
+        self.first_beat = 0.0
+        self.has_hit_objects = False
+        self._buffer: list[str] = []
+
+    def split(self, lines: list[str]) -> None:
+        """Split `lines` (the file without its line endings); the last piece is added at the end."""
+        has_metadata = any(_SECTION.match(line) and _SECTION.match(line).group(1) == "Metadata" for line in lines)
+        handlers = {"General": self._preview_time, "Editor": self._bookmarks, "Events": self._break,
+                    "TimingPoints": self._timing_point, "HitObjects": self._hit_object}
+        section = ""
+        for number, line in enumerate(lines):
+            end = "" if number == len(lines) - 1 else self.newline
+            match = _SECTION.match(line)
+            if match:
+                section = self._header(match.group(1), line + end, has_metadata)
+                continue
+            stripped = line.strip()
+            if stripped and not stripped.startswith("//"):
+                if section in ("Difficulty", "Metadata") and self._setting(section, line):
+                    continue
+                handler = handlers.get(section)
+                if handler is not None and handler(line, end):
+                    continue
+            self._buffer.append(line + end)
+        self.pieces.append("".join(self._buffer))
+
+    def _flush(self, slot: tuple) -> None:
+        self.pieces.append("".join(self._buffer))
+        self._buffer.clear()
+        self.slots.append(slot)
+
+    def _time(self, raw: str) -> None:
+        self.times.append(float(raw))
+        self._flush(("t", len(self.times) - 1))
+
+    def _header(self, name: str, text: str, has_metadata: bool) -> str:
+        """A `[Section]` line; a file without [Metadata] gets one before [Difficulty]."""
+        if name == "Difficulty" and not has_metadata:
+            self._flush(("new_metadata",))
+        self._buffer.append(text)
+        if name in ("Difficulty", "Metadata"):
+            self._flush((name.lower(),))
+        self.has_hit_objects |= name == "HitObjects"
+        return name
+
+    def _setting(self, section: str, line: str) -> bool:
+        """A `key: value` line of [Difficulty] or [Metadata], kept for the rendered section."""
+        key, sep, value = line.partition(":")
+        if not sep:
+            return False
+        target = self.difficulty if section == "Difficulty" else self.metadata
+        spacing = value[: len(value) - len(value.lstrip())]
+        target.append((key.strip(), value.strip(), key + ":" + spacing))
+        return True
+
+    def _preview_time(self, line: str, end: str) -> bool:
+        """[General] PreviewTime (a positive time)."""
+        if line.split(":", 1)[0].strip() != "PreviewTime":
+            return False
+        key, _, value = line.partition(":")
+        if not (_is_number(value) and float(value) > 0):
+            return False
+        self._buffer.append(f"{key}: ")
+        self._time(value.strip())
+        self._buffer.append(end)
+        return True
+
+    def _bookmarks(self, line: str, end: str) -> bool:
+        """[Editor] Bookmarks (comma-separated times)."""
+        if line.split(":", 1)[0].strip() != "Bookmarks":
+            return False
+        key, _, value = line.partition(":")
+        marks = [m.strip() for m in value.split(",") if m.strip()]
+        if not (marks and all(_is_number(m) for m in marks)):
+            return False
+        self._buffer.append(f"{key}: ")
+        for index, mark in enumerate(marks):
+            if index:
+                self._buffer.append(",")
+            self._time(mark)
+        self._buffer.append(end)
+        return True
+
+    def _break(self, line: str, end: str) -> bool:
+        """[Events] break periods: `2,start,end` or `Break,start,end`."""
+        parts = line.split(",")
+        if not (parts[0].strip() in ("2", "Break") and len(parts) >= 3 and _is_number(parts[1])
+                and _is_number(parts[2])):
+            return False
+        self._buffer.append(parts[0] + ",")
+        self._time(parts[1])
+        self._buffer.append(",")
+        self._time(parts[2])
+        self._buffer.append("," + ",".join(parts[3:]) + end if len(parts) > 3 else end)
+        return True
+
+    def _timing_point(self, line: str, end: str) -> bool:
+        """[TimingPoints]: the offset, and the beat length of an uninherited point (positive)."""
+        parts = line.split(",")
+        if not (len(parts) >= 2 and _is_number(parts[0]) and _is_number(parts[1])):
+            return False
+        # a fractional offset first moves up to the next whole ms: the same objects (whole ms)
+        # still start at or after it, whatever the rounding of the scaled times
+        self._time(str(math.ceil(float(parts[0]))))
+        beat = float(parts[1])
+        if beat > 0 and math.isfinite(beat):
+            self.first_beat = self.first_beat or beat
+            self._buffer.append(",")
+            self.beats.append(beat)
+            self._flush(("b", len(self.beats) - 1))
+            self._buffer.append("," + ",".join(parts[2:]) + end if len(parts) > 2 else end)
+        else:
+            self._buffer.append("," + ",".join(parts[1:]) + end)
+        return True
+
+    def _hit_object(self, line: str, end: str) -> bool:
+        """[HitObjects]: the start time, and the end time of spinners and mania holds (field 6)."""
+        parts = line.split(",")
+        if not (len(parts) >= 4 and _is_number(parts[2]) and parts[3].strip().lstrip("-").isdigit()):
+            return False
+        kind = int(parts[3])
+        self.object_times.append(float(parts[2]))
+        self.kinds[0 if kind & 1 else 1 if kind & 2 else 2 if kind & 8 else 3 if kind & 128 else 0] += 1
+        self._buffer.append(",".join(parts[:2]) + ",")
+        self._time(parts[2])
+        if kind & (8 | 128) and len(parts) >= 6:
+            end_field, colon, tail = parts[5].partition(":")
+            if _is_number(end_field):
+                self._buffer.append("," + ",".join(parts[3:5]) + ",")
+                self._time(end_field)
+                self._buffer.append(colon + tail + ("," + ",".join(parts[6:]) if len(parts) > 6 else "") + end)
+                return True
+        self._buffer.append("," + ",".join(parts[3:]) + end)
+        return True
 
 
 def _is_number(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""Cost of the osu_2019 port against akatsuki-pp-py 1.0.1: `python -m sr.osu2019.bench`.
+"""Cost of the osu_2019 port against akatsuki-pp-py 1.0.1: `python -m testbed.relax_bench`.
 
 For every shipped osu! map (data/maps, file Mode 0) it times, after warm-up (compile excluded):
 - port: `parse` (ms per map) and `relax_stars` (ms per key, median over the common relax mods);
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 RELAX_MODS = (128, 136, 144, 192, 200, 216, 384, 704, 1152)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _median_ms(fn, repeat: int) -> float:

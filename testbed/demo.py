@@ -39,6 +39,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -54,6 +55,7 @@ from cluster.schema import (
     users_achievements as users_achievements_table,
 )
 from conditions.catalogue import live_rows
+from testbed.errors import DemoDatabaseNotEmpty
 
 # --- fixed points in time (unix seconds, UTC) ---------------------------------------------------------
 FIRST_SCORE_TIME = calendar.timegm((2012, 1, 1, 0, 0, 0))  # 1325376000
@@ -91,10 +93,6 @@ _HIT_GRINDERS = {
     "taiko": ("vn1", TAIKO_HITS_THRESHOLD), "catch": ("vn2", CATCH_HITS_THRESHOLD),
     "mania": ("vn3", MANIA_HITS_THRESHOLD),
 }
-
-
-class DemoDatabaseNotEmpty(RuntimeError):
-    """The target database already holds demo tables with rows; demo databases are built fresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,7 +676,44 @@ class _PlayMaker:
         rng = self.rng
         table, play_mode, _ = _CATEGORIES[spec.category]
         m, mods = spec.beatmap, spec.mods
-        # outcome: 0 quit, 1 failed, 2 passed (best decided later)
+        completed, skill = self._outcome(table, spec, user.skill)
+        passed = completed == 2
+        total, droplets = _judged_objects(m, play_mode)
+        fraction = 1.0 if passed else rng.uniform(0.05, 0.95)
+        judged = max(1, int(total * fraction))
+        misses = self._misses(passed, judged, skill)
+        hits = self._hits(play_mode, m, judged, misses, droplets, fraction, skill)
+        max_combo, full_combo = self._combo(m, play_mode, total, droplets, passed, misses, fraction)
+        score = _score(play_mode, mods, m.difficulty, hits, max_combo, fraction)
+        pp = self._pp(table, m, mods, passed, hits.accuracy, misses)
+        m.plays += 1
+        m.passes += passed
+        return table, {
+            "beatmap_md5": m.md5,
+            "userid": user.id,
+            "score": score,
+            "max_combo": max_combo,
+            "full_combo": full_combo,
+            "mods": mods,
+            "300_count": hits.n300,
+            "100_count": hits.n100,
+            "50_count": hits.n50,
+            "katus_count": hits.katus,
+            "gekis_count": hits.gekis,
+            "misses_count": misses,
+            "time": time,
+            "play_mode": play_mode,
+            "completed": completed,
+            "accuracy": round(100.0 * hits.accuracy, 4),
+            "pp": pp,
+            "checksum": f"{rng.getrandbits(128):032x}",
+        }
+
+    def _outcome(self, table: str, spec: _Spec, user_skill: float) -> tuple[int, float]:
+        """(completed: 0 quit, 1 failed, 2 passed (best decided later), this play's accuracy skill).
+        Fails are likelier with SD, rarer with EZ, never with NF, likelier with HR/DT/FL, and rarer in
+        relax and autopilot."""
+        rng, mods = self.rng, spec.mods
         fail = 0.0 if mods & NF else 0.45 if mods & SD else 0.15 if mods & EZ else 0.28
         if mods & (HR | DT | FL):
             fail += 0.07
@@ -686,47 +721,37 @@ class _PlayMaker:
             fail *= 0.8
         draw = rng.random()
         completed = 2 if spec.force_pass or draw >= 0.07 + fail else (0 if draw < 0.07 else 1)
-        passed = completed == 2
-        skill = rng.gauss(user.skill, 0.02) - 0.015 * bool(mods & (HR | FL | DT)) + 0.01 * bool(mods & (EZ | HT))
-        skill = min(0.999, max(0.5, skill))
+        skill = rng.gauss(user_skill, 0.02) - 0.015 * bool(mods & (HR | FL | DT)) + 0.01 * bool(mods & (EZ | HT))
+        return completed, min(0.999, max(0.5, skill))
 
-        if play_mode == 2:
-            total = m.circles + m.slider_ends  # fruits and drops
-            droplets = 4 * m.sliders
-        elif play_mode == 1:
-            total = m.circles if m.mode == 1 else m.circles + m.sliders
-            droplets = 0
-        elif play_mode == 3:
-            total = m.circles + m.holds if m.mode == 3 else m.circles + m.sliders + m.spinners
-            droplets = 0
-        else:
-            total = m.objects
-            droplets = 0
-        total = max(total, 1)
-        fraction = 1.0 if passed else rng.uniform(0.05, 0.95)
-        judged = max(1, int(total * fraction))
+    def _misses(self, passed: bool, judged: int, skill: float) -> int:
+        """Misses among `judged` objects: a pass is often clean (more so for skilled users)."""
+        rng = self.rng
         if passed:
             no_miss = rng.random() < 0.15 + 0.25 * (skill - 0.8) / 0.2
-            misses = 0 if no_miss else min(judged, 1 + int(rng.expovariate(1.0 / (1 + judged * 0.01))))
-        else:
-            misses = min(judged, 1 + int(judged * rng.uniform(0.01, 0.15)))
+            return 0 if no_miss else min(judged, 1 + int(rng.expovariate(1.0 / (1 + judged * 0.01))))
+        return min(judged, 1 + int(judged * rng.uniform(0.01, 0.15)))
+
+    def _hits(self, play_mode: int, m: _Map, judged: int, misses: int, droplets: int, fraction: float,
+              skill: float) -> _Hits:
+        """The judgements of the `judged - misses` objects not missed, by play_mode's rules."""
+        rng = self.rng
         rest = judged - misses
         off = min(1.0, (1.0 - skill) * rng.uniform(0.6, 1.6))
-        n300 = n100 = n50 = katus = gekis = 0
         if play_mode == 0:
             n100 = min(rest, int(rest * off * 2.0))
             n50 = min(rest - n100, int(n100 * rng.uniform(0.0, 0.15)))
             n300 = rest - n100 - n50
             gekis = int(n300 * rng.uniform(0.08, 0.25))
             katus = int(n100 * rng.uniform(0.1, 0.4))
-            accuracy = (300 * n300 + 100 * n100 + 50 * n50) / (300 * judged)
-        elif play_mode == 1:
+            return _Hits(n300, n100, n50, katus, gekis, (300 * n300 + 100 * n100 + 50 * n50) / (300 * judged))
+        if play_mode == 1:
             n100 = min(rest, int(rest * off * 2.5))
             n300 = rest - n100
             gekis = int(n300 * rng.uniform(0.03, 0.15))  # big notes hit great
             katus = int(n100 * rng.uniform(0.03, 0.15))
-            accuracy = (n300 + 0.5 * n100) / judged
-        elif play_mode == 2:
+            return _Hits(n300, n100, 0, katus, gekis, (n300 + 0.5 * n100) / judged)
+        if play_mode == 2:
             drops = min(rest, m.sliders)
             n100 = drops
             n300 = rest - drops
@@ -734,17 +759,22 @@ class _PlayMaker:
             katus = min(drop_total, int(drop_total * off * 3))  # missed droplets
             n50 = drop_total - katus
             gekis = int(n300 * rng.uniform(0.05, 0.15))
-            accuracy = (n300 + n100 + n50) / max(1, n300 + n100 + n50 + katus + misses)
-        else:
-            perfect = int(rest * min(0.98, max(0.0, skill - 0.2)) * rng.uniform(0.7, 1.0))
-            remainder = rest - perfect
-            n300 = int(remainder * rng.uniform(0.5, 0.8))
-            katus = int((remainder - n300) * rng.uniform(0.4, 0.8))  # 200s
-            n100 = int((remainder - n300 - katus) * rng.uniform(0.5, 0.9))
-            n50 = remainder - n300 - katus - n100
-            gekis = perfect  # MAX judgements
-            accuracy = (300 * (gekis + n300) + 200 * katus + 100 * n100 + 50 * n50) / (300 * judged)
+            return _Hits(n300, n100, n50, katus, gekis, (n300 + n100 + n50) / max(1, n300 + n100 + n50 + katus + misses))
+        perfect = int(rest * min(0.98, max(0.0, skill - 0.2)) * rng.uniform(0.7, 1.0))
+        remainder = rest - perfect
+        n300 = int(remainder * rng.uniform(0.5, 0.8))
+        katus = int((remainder - n300) * rng.uniform(0.4, 0.8))  # 200s
+        n100 = int((remainder - n300 - katus) * rng.uniform(0.5, 0.9))
+        n50 = remainder - n300 - katus - n100
+        gekis = perfect  # MAX judgements
+        return _Hits(n300, n100, n50, katus, gekis,
+                     (300 * (gekis + n300) + 200 * katus + 100 * n100 + 50 * n50) / (300 * judged))
 
+    def _combo(self, m: _Map, play_mode: int, total: int, droplets: int, passed: bool, misses: int,
+               fraction: float) -> tuple[int, bool]:
+        """(max_combo, full_combo): capped by the map's combo in the play_mode; an osu! pass without
+        misses is a full combo 80% of the time (slider ends may break it)."""
+        rng = self.rng
         cap = m.max_combo
         if play_mode in (1, 3):
             cap = min(cap, total)
@@ -757,50 +787,60 @@ class _PlayMaker:
             max_combo = max(1, int(cap * rng.uniform(0.5, 0.98)))
         else:
             max_combo = max(1, int(cap * fraction * rng.uniform(0.05, 0.9)))
-        max_combo = min(max_combo, cap)
+        return min(max_combo, cap), full_combo
 
-        multiplier = 1.0
-        for bit, factor in _MOD_MULTIPLIER:
-            if mods & bit:
-                multiplier *= factor
-        hit_value = 300 * n300 + 100 * n100 + 50 * n50
-        if play_mode == 3:
-            score = int(1_000_000 * accuracy * fraction * multiplier)
-        else:
-            scale = 4.0 if play_mode != 1 else 0.4
-            score = int(hit_value * (1 + max_combo * scale * m.difficulty / 25) * multiplier)
-        score = min(score, 2_147_483_647)
+    def _pp(self, table: str, m: _Map, mods: int, passed: bool, accuracy: float, misses: int) -> float:
+        """A made-up pp: only passes on ranked or approved maps (2, 3) have any."""
+        if not (passed and m.ranked in (2, 3)):
+            return 0.0
+        pp = 60 * m.difficulty * (accuracy**8) * (0.9 + 0.1 * (misses == 0))
+        pp *= 1.0 + 0.35 * bool(mods & (DT | NC)) + 0.08 * bool(mods & HR) + 0.04 * bool(mods & HD)
+        pp *= 0.5 if mods & (EZ | HT) else 1.0
+        pp *= 1.6 if table == "scores_relax" else 1.3 if table == "scores_ap" else 1.0
+        return round(pp * self.rng.uniform(0.8, 1.25), 3)
 
-        pp = 0.0
-        if passed and m.ranked in (2, 3):
-            pp = 60 * m.difficulty * (accuracy**8) * (0.9 + 0.1 * (misses == 0))
-            pp *= 1.0 + 0.35 * bool(mods & (DT | NC)) + 0.08 * bool(mods & HR) + 0.04 * bool(mods & HD)
-            pp *= 0.5 if mods & (EZ | HT) else 1.0
-            pp *= 1.6 if table == "scores_relax" else 1.3 if table == "scores_ap" else 1.0
-            pp = round(pp * rng.uniform(0.8, 1.25), 3)
 
-        m.plays += 1
-        m.passes += passed
-        return table, {
-            "beatmap_md5": m.md5,
-            "userid": user.id,
-            "score": score,
-            "max_combo": max_combo,
-            "full_combo": full_combo,
-            "mods": mods,
-            "300_count": n300,
-            "100_count": n100,
-            "50_count": n50,
-            "katus_count": katus,
-            "gekis_count": gekis,
-            "misses_count": misses,
-            "time": time,
-            "play_mode": play_mode,
-            "completed": completed,
-            "accuracy": round(100.0 * accuracy, 4),
-            "pp": pp,
-            "checksum": f"{rng.getrandbits(128):032x}",
-        }
+class _Hits(NamedTuple):
+    """The judgement counts of one play and its accuracy (a fraction)."""
+
+    n300: int
+    n100: int
+    n50: int
+    katus: int
+    gekis: int
+    accuracy: float
+
+
+def _judged_objects(m: _Map, play_mode: int) -> tuple[int, int]:
+    """(objects a play of `m` in `play_mode` judges, at least 1; catch droplets, else 0)."""
+    if play_mode == 2:
+        total = m.circles + m.slider_ends  # fruits and drops
+        droplets = 4 * m.sliders
+    elif play_mode == 1:
+        total = m.circles if m.mode == 1 else m.circles + m.sliders
+        droplets = 0
+    elif play_mode == 3:
+        total = m.circles + m.holds if m.mode == 3 else m.circles + m.sliders + m.spinners
+        droplets = 0
+    else:
+        total = m.objects
+        droplets = 0
+    return max(total, 1), droplets
+
+
+def _score(play_mode: int, mods: int, difficulty: float, hits: _Hits, max_combo: int, fraction: float) -> int:
+    """A made-up score: mania's is accuracy-based (up to 1,000,000), the others grow with combo."""
+    multiplier = 1.0
+    for bit, factor in _MOD_MULTIPLIER:
+        if mods & bit:
+            multiplier *= factor
+    hit_value = 300 * hits.n300 + 100 * hits.n100 + 50 * hits.n50
+    if play_mode == 3:
+        score = int(1_000_000 * hits.accuracy * fraction * multiplier)
+    else:
+        scale = 4.0 if play_mode != 1 else 0.4
+        score = int(hit_value * (1 + max_combo * scale * difficulty / 25) * multiplier)
+    return min(score, 2_147_483_647)
 
 
 def _full_mode(table: str, play_mode: int) -> int:
@@ -878,83 +918,128 @@ def build_demo_database(
     engine = sa.create_engine(db_url)
     try:
         create_production_schema(engine)
-        targets = (
-            scores_table, scores_relax_table, scores_ap_table, beatmaps_table, users_table,
-            users_achievements_table, less_achievements_table, user_stats_table,
-        )
-        with engine.connect() as conn:
-            filled = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in targets}
-        filled = {name: count for name, count in filled.items() if count}
-        if filled:
-            listing = ", ".join(f"{name} ({count} rows)" for name, count in filled.items())
-            raise DemoDatabaseNotEmpty(
-                f"demo databases are built fresh, but {engine.url.render_as_string(hide_password=True)} "
-                f"already holds rows in {listing}; delete the old database (or SQLite file) first"
-            )
-
-        beatmap_rows, unknown, files = _prepare_maps(maps_dir, osu_dir, rng)
-        missing, corrupt, stale = beatmap_rows[-3:]
-        people = _make_users(users, rng)
-        maker = _PlayMaker(beatmap_rows, unknown, rng)
-        grinders = _plan_plays(people, maker, beatmap_rows, unknown, rng)
-        tables = _draw_rows(people, maker, rng)
-        _plant_jackpot(tables["scores"], people, beatmap_rows)
-
-        _mark_best(tables["scores"], by_pp=False)
-        _mark_best(tables["scores_relax"], by_pp=True)
-        _mark_best(tables["scores_ap"], by_pp=True)
-        achievements, legacy = _existing_achievements(people, tables, rng)
-        stats = _user_stats(people, tables, rng)
-        for u in people:
-            _set_latest_activity(u, rng)
-        # latest_activity must cover the pre-existing grants too
-        latest_grant: dict[int, int] = {}
-        for row in achievements:
-            latest_grant[row["user_id"]] = max(latest_grant.get(row["user_id"], 0), row["created_at"])
-        for u in people:
-            u.latest_activity = max(u.latest_activity, latest_grant.get(u.id, 0))
-
-        map_modes = {m.md5: m.mode for m in beatmap_rows}
-        impossible = sum(
-            1
-            for rows in tables.values()
-            for row in rows
-            if map_modes.get(row["beatmap_md5"], 0) != 0 and row["play_mode"] != map_modes[row["beatmap_md5"]]
-        )
-        less = _read_achievements()
+        _check_empty(engine)
+        data = _generate(maps_dir, osu_dir, users, rng)
         with engine.begin() as conn:
-            _insert(conn, beatmaps_table, [_beatmap_row(m, rng) for m in beatmap_rows])
-            _insert(conn, users_table, [_user_row(u) for u in people])
-            _insert(conn, less_achievements_table, less)
-            _insert(conn, users_achievements_table, achievements)
-            _insert(conn, user_stats_table, stats)
-            _insert(conn, scores_table, tables["scores"])
-            _insert(conn, scores_relax_table, tables["scores_relax"])
-            _insert(conn, scores_ap_table, tables["scores_ap"])
+            _write(conn, data)
     finally:
         engine.dispose()
+    return _describe(data, seed)
 
+
+_DEMO_TABLES = (
+    scores_table, scores_relax_table, scores_ap_table, beatmaps_table, users_table,
+    users_achievements_table, less_achievements_table, user_stats_table,
+)
+
+
+def _check_empty(engine: sa.Engine) -> None:
+    """Raise DemoDatabaseNotEmpty if a table the demo writes holds rows."""
+    with engine.connect() as conn:
+        filled = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in _DEMO_TABLES}
+    filled = {name: count for name, count in filled.items() if count}
+    if filled:
+        raise DemoDatabaseNotEmpty(engine.url.render_as_string(hide_password=True), filled)
+
+
+@dataclass(slots=True)
+class _DemoData:
+    """Everything the demo writes, drawn in memory: the beatmaps (facts and rows: real maps, then the
+    missing, corrupt and stale ones), the unknown md5s, users, score rows per table, pre-existing
+    grants, user_stats and less_achievements rows, and what DemoBuild reports."""
+
+    maps: list[_Map]
+    beatmap_rows: list[dict]
+    unknown: list[_Map]
+    files: int
+    people: list[_User]
+    tables: dict[str, list[dict]]
+    achievements: list[dict]
+    legacy: int
+    stats: list[dict]
+    less: list[dict]
+    grinders: dict[str, int]
+    impossible: int
+
+
+def _generate(maps_dir: Path, osu_dir: Path, users: int, rng: random.Random) -> _DemoData:
+    """Write the .osu store and draw every row, in this order from `rng` (the order is the data set)."""
+    maps, unknown, files = _prepare_maps(maps_dir, osu_dir, rng)
+    people = _make_users(users, rng)
+    maker = _PlayMaker(maps, unknown, rng)
+    grinders = _plan_plays(people, maker, maps, unknown, rng)
+    tables = _draw_rows(people, maker, rng)
+    _plant_jackpot(tables["scores"], people, maps)
+    _mark_best(tables["scores"], by_pp=False)
+    _mark_best(tables["scores_relax"], by_pp=True)
+    _mark_best(tables["scores_ap"], by_pp=True)
+    achievements, legacy = _existing_achievements(people, tables, rng)
+    stats = _user_stats(people, tables, rng)
+    _set_activity(people, achievements, rng)
+    impossible = _impossible_converts(maps, tables)
+    less = _read_achievements()
+    beatmap_rows = [_beatmap_row(m, rng) for m in maps]  # last: play and pass counts are known now
+    return _DemoData(maps, beatmap_rows, unknown, files, people, tables, achievements, legacy, stats, less,
+                     grinders, impossible)
+
+
+def _set_activity(people: list[_User], achievements: list[dict], rng: random.Random) -> None:
+    """users.latest_activity by tier, covering the user's last score and pre-existing grants."""
+    for u in people:
+        _set_latest_activity(u, rng)
+    latest_grant: dict[int, int] = {}
+    for row in achievements:
+        latest_grant[row["user_id"]] = max(latest_grant.get(row["user_id"], 0), row["created_at"])
+    for u in people:
+        u.latest_activity = max(u.latest_activity, latest_grant.get(u.id, 0))
+
+
+def _impossible_converts(maps: list[_Map], tables: dict[str, list[dict]]) -> int:
+    """Score rows whose play_mode differs from their taiko/catch/mania map's mode."""
+    map_modes = {m.md5: m.mode for m in maps}
+    return sum(
+        1
+        for rows in tables.values()
+        for row in rows
+        if map_modes.get(row["beatmap_md5"], 0) != 0 and row["play_mode"] != map_modes[row["beatmap_md5"]]
+    )
+
+
+def _write(conn: sa.Connection, data: _DemoData) -> None:
+    """Insert every row of `data` (one transaction: `conn`)."""
+    _insert(conn, beatmaps_table, data.beatmap_rows)
+    _insert(conn, users_table, [_user_row(u) for u in data.people])
+    _insert(conn, less_achievements_table, data.less)
+    _insert(conn, users_achievements_table, data.achievements)
+    _insert(conn, user_stats_table, data.stats)
+    _insert(conn, scores_table, data.tables["scores"])
+    _insert(conn, scores_relax_table, data.tables["scores_relax"])
+    _insert(conn, scores_ap_table, data.tables["scores_ap"])
+
+
+def _describe(data: _DemoData, seed: int) -> DemoBuild:
+    missing, corrupt, stale = data.maps[-3:]
     return DemoBuild(
-        users=len(people),
-        restricted_users=sum(1 for u in people if not u.public),
-        beatmaps=len(beatmap_rows),
-        beatmap_files=files,
-        scores=len(tables["scores"]),
-        scores_relax=len(tables["scores_relax"]),
-        scores_ap=len(tables["scores_ap"]),
-        user_stats=len(stats),
-        existing_achievements=len(achievements),
-        legacy_mode7_achievements=legacy,
-        less_achievements=len(less),
+        users=len(data.people),
+        restricted_users=sum(1 for u in data.people if not u.public),
+        beatmaps=len(data.maps),
+        beatmap_files=data.files,
+        scores=len(data.tables["scores"]),
+        scores_relax=len(data.tables["scores_relax"]),
+        scores_ap=len(data.tables["scores_ap"]),
+        user_stats=len(data.stats),
+        existing_achievements=len(data.achievements),
+        legacy_mode7_achievements=data.legacy,
+        less_achievements=len(data.less),
         missing_beatmap_id=missing.beatmap_id,
         corrupt_beatmap_id=corrupt.beatmap_id,
         stale_beatmap_id=stale.beatmap_id,
-        unknown_beatmap_md5s=tuple(m.md5 for m in unknown),
-        impossible_convert_scores=impossible,
-        osu_playcount_grinders=(grinders["vn0"], grinders["rx0"]),
-        taiko_hits_grinder=grinders["taiko"],
-        catch_hits_grinder=grinders["catch"],
-        mania_hits_grinder=grinders["mania"],
+        unknown_beatmap_md5s=tuple(m.md5 for m in data.unknown),
+        impossible_convert_scores=data.impossible,
+        osu_playcount_grinders=(data.grinders["vn0"], data.grinders["rx0"]),
+        taiko_hits_grinder=data.grinders["taiko"],
+        catch_hits_grinder=data.grinders["catch"],
+        mania_hits_grinder=data.grinders["mania"],
         seed=seed,
     )
 
