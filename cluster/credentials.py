@@ -7,7 +7,7 @@ worker gets it from its own side instead, and a job names only where to look (`D
 1. a private file the driver writes for the workers on its own host (`shared_with_workers`: mode 0600
    in a 0700 directory outside Ray's directories: $SR_BACKFILL_RUNTIME_DIR, else
    $XDG_RUNTIME_DIR/sr-backfill, else ~/.sr-backfill/run, else a new one in the system's temporary
-   directory; removed when the run ends);
+   directory; removed when the run ends, or by the next run on the host if the driver was killed);
 2. the worker's environment, $SR_BACKFILL_DB (on a cluster, `ray start` exports it on every node from
    ~/.sr-backfill/db.env: ray-cluster.yaml);
 3. ~/.sr-backfill/db.env itself (`SR_BACKFILL_DB=...`, shell syntax).
@@ -96,6 +96,20 @@ def runtime_dir() -> Path:
     return Path("~/.sr-backfill/run").expanduser()
 
 
+def _remove_orphans(directory: Path) -> None:
+    """Remove the copies left by drivers that were killed (their pid, in the file name, is gone)."""
+    for path in directory.glob("db-*-*.env"):
+        try:
+            pid = int(path.name.split("-")[1])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            continue
+
+
 @contextmanager
 def shared_with_workers(url: str) -> Iterator[DatabaseRef]:
     """Write `url` to a private file (0600, in a 0700 directory) for the workers on this host and yield
@@ -107,7 +121,8 @@ def shared_with_workers(url: str) -> Iterator[DatabaseRef]:
         os.chmod(directory, 0o700)
     except OSError:  # no writable home: a private directory of its own in the system's temporary directory
         directory = Path(tempfile.mkdtemp(prefix="sr-backfill-"))  # mode 0700
-    descriptor, path = tempfile.mkstemp(prefix="db-", suffix=".env", dir=directory)  # mode 0600
+    _remove_orphans(directory)
+    descriptor, path = tempfile.mkstemp(prefix=f"db-{os.getpid()}-", suffix=".env", dir=directory)  # mode 0600
     try:
         with os.fdopen(descriptor, "w") as fh:
             fh.write(f"{DB_ENV}={shlex.quote(url)}\n")

@@ -98,9 +98,22 @@ def run_isolated(config) -> dict:
         return pool.submit(_run_in_child, config).result()
 
 
-def _verify_in_child(db_url: str, run_id: str) -> dict:
+def own_peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB: VmHWM of /proc/self/status (Linux). Unlike
+    getrusage's ru_maxrss, it is not inherited from the parent across fork and exec (a child of a large
+    process would report the parent's peak). Falls back to ru_maxrss elsewhere."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _verify_in_child(db_url: str, run_id: str) -> dict:
     from cluster.verify import verify  # imported here, in the child: its peak RSS is verify's alone
 
     started = time.perf_counter()
@@ -113,7 +126,7 @@ def _verify_in_child(db_url: str, run_id: str) -> dict:
     finally:
         engine.dispose()
     return {"run_id": run_id, "seconds": round(time.perf_counter() - started, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(own_peak_rss_mb(), 1),
             "users_achievements_rows": int(rows), "ledger_rows": int(ledger_rows),
             "grants_checked": report.unsupported["checked"], "problems": report.problems}
 
@@ -357,6 +370,13 @@ def ray_cluster(nodes: int, cpus_per_node: int, object_store_mb: int = 512) -> I
     `cpus_per_node` CPUs and `object_store_mb` MB of object store each, every service on an explicit
     free port (other Ray instances may run here). Yields its address (for BackfillConfig.ray_address);
     shuts it down on exit."""
+    with ray_cluster_nodes(nodes, cpus_per_node, object_store_mb) as cluster:
+        yield cluster.address
+
+
+@contextlib.contextmanager
+def ray_cluster_nodes(nodes: int, cpus_per_node: int, object_store_mb: int = 512):
+    """Like `ray_cluster`, but yields the ray.cluster_utils.Cluster itself (fault tests remove nodes)."""
     from ray.cluster_utils import Cluster
 
     head = {"num_cpus": 0, "gcs_server_port": free_ports(1)[0], "include_dashboard": False,
@@ -366,7 +386,7 @@ def ray_cluster(nodes: int, cpus_per_node: int, object_store_mb: int = 512) -> I
         for _ in range(nodes):
             cluster.add_node(num_cpus=cpus_per_node, object_store_memory=object_store_mb << 20, **_node_ports())
         cluster.wait_for_nodes()
-        yield cluster.address
+        yield cluster
     finally:
         cluster.shutdown()
 

@@ -96,14 +96,26 @@ def test_memory_is_bounded_by_the_shard_not_the_run(tmp_path):
 
 
 @pytest.mark.ray
-def test_bench_with_apply_measures_verify_after_the_applied_run(fresh_mariadb_url, tmp_path, capsys):
+def test_bench_with_apply_measures_a_cold_applied_run_against_the_dry_run_and_verifies_it(
+    fresh_mariadb_url, tmp_path, capsys
+):
     out = tmp_path / "bench.json"
     args = _args(db=fresh_mariadb_url, scores=3000, maps=30, users=100, workers=2, shard_rows=1000, apply=True,
                  no_warm=True, naive_scores=0, key_sample=100, json=out, work_dir=tmp_path / "work")
     assert bench_job.run(args) == 0
-    assert "verify after the applied run: peak RSS" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "cold applied run: wall" in printed and "verify after the applied run: peak RSS" in printed
     result = json.loads(out.read_text())
+    cold, applied = result["cold"], result["apply"]
+    assert cold["grants_written"] == 0 and cold["grants"] > 0  # the dry run writes nothing
+    assert applied["grants_written"] == cold["grants"]  # the applied run writes what the dry run found
+    assert applied["sr_calcs"] == cold["sr_calcs"] > 0  # both cold: the applied run rated every key again
+    assert applied["writers"] >= 2 and applied["write_batches"] >= 1 and applied["write_rows_per_s"] > 0
+    assert result["apply_over_dry"] == round(applied["wall_s"] / cold["wall_s"], 2)
     verify = result["verify"]
-    assert verify["run_id"].startswith("bench-cold-") and verify["problems"] == []
-    assert verify["grants_checked"] == verify["ledger_rows"] == result["grants_written"] > 0
+    assert verify["run_id"].startswith("bench-apply-") and verify["problems"] == []
+    assert verify["grants_checked"] == verify["ledger_rows"] == applied["grants_written"]
     assert 0 < verify["peak_rss_mb"] < 1024
+    report_figure(f"bench --apply at 3k scores: dry {cold['wall_s']:.1f} s, applied {applied['wall_s']:.1f} s "
+                  f"(x{result['apply_over_dry']}), {applied['write_rows_per_s']:,} grants/s in flight; "
+                  f"verify peak RSS {verify['peak_rss_mb']:.0f} MB")

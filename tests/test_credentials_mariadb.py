@@ -53,6 +53,11 @@ def test_the_password_is_never_in_task_arguments(tmp_path, monkeypatch):
         shared = Path(database.file)
         assert shared.stat().st_mode & 0o777 == 0o600 and shared.parent.stat().st_mode & 0o777 == 0o700
     assert not shared.exists()  # removed when the run ends
+    # a copy left by a driver that was killed (its pid is gone) is removed by the next run on the host
+    orphan = shared.parent / "db-999999999-dead.env"
+    orphan.write_text("SR_BACKFILL_DB=x\n")
+    with credentials.shared_with_workers(url):
+        assert not orphan.exists()
     # a worker on another host: its own environment, checked against the driver's database
     monkeypatch.setenv("SR_BACKFILL_DB", url)
     assert database.resolve() == url

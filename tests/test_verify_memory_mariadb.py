@@ -1,7 +1,9 @@
 """`verify` in bounded memory: its peak RSS must not grow with the rows of users_achievements and of the
 ledger. The same database shape at two sizes (20k and 400k rows in each, users fixed), verified in a fresh
 process each time; the peak RSS of the larger must stay within a few tens of MB of the smaller (loading
-every row as Python tuples, as verify did, costs hundreds of MB at 400k)."""
+every row as Python tuples, as verify did, costs hundreds of MB at 400k). The peak is the process's own
+(VmHWM): getrusage's ru_maxrss survives fork and exec, so a child of a large pytest process would report
+pytest's peak for both sizes."""
 
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ pytestmark = [pytest.mark.db]
 
 USERS = 5000
 PROGRAM = """
-import inspect, json, resource, sys
+import inspect, json, sys
 from cluster import db
+from testbed.bench import own_peak_rss_mb
 from cluster.verify import verify
 engine = db.connect(sys.argv[1])
 batching = {"batch_rows": int(sys.argv[2])} if "batch_rows" in inspect.signature(verify).parameters else {}
 report = verify(engine, "big", **batching)
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"rss_mb": own_peak_rss_mb(),  # VmHWM: ru_maxrss would be pytest's own peak, inherited
                   "after": sum(r["after"] for r in report.counts), "checked": report.unsupported["checked"],
                   "missing": report.ledger_missing["rows"], "duplicates": report.duplicates["groups"],
                   "zero": [(r["zero_before"], r["zero_after"]) for r in report.zero_achievements]}))

@@ -66,7 +66,9 @@ def undisturbed(tmp_path_factory, ray_session):
     work = tmp_path_factory.mktemp("undisturbed")
     with throwaway_database() as url:
         sc.setup_database(url, work / "osu")
-        code, report = op.run(url, work / "osu", work, "clean", "--apply", "--run-id", RUN_ID, *OPTIONS)
+        # its own SR cache: the per-test $SR_BACKFILL_CACHE is not set yet for a module fixture
+        code, report = op.run(url, work / "osu", work, "clean", "--apply", "--run-id", RUN_ID, "--sr-cache",
+                              work / "srb-cache", *OPTIONS)
         assert code == 0 and report["status"] == "finished"
         yield op.new_rows(url), ledger_set(url)
 
