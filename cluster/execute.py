@@ -258,6 +258,20 @@ class _FileSink:
         self.spool.unlink()
 
 
+WRITE_ATTEMPTS = 4  # writers one shard's write is handed to before its shard fails
+
+
+@dataclass(slots=True)
+class _Write:
+    """One shard's write as the driver tracks it: what a writer needs, and how many writers got it."""
+
+    shard: Shard
+    grants: ray.ObjectRef
+    extra: list
+    update: ledger.ShardUpdate
+    attempts: int = 0
+
+
 class _Execution:
     """The driver's side of the execute stage: scans a wave's id ranges (scan reads), waits for the
     raters, runs the wave's shard tasks with at most `in_flight` at once, and hands each evaluated
@@ -391,27 +405,39 @@ class _Execution:
         update = ledger.ShardUpdate(stage="writing", rows_read=sum(outcome.rows_read.values()),
                                     eligible=outcome.eligible, skipped=sum(outcome.skipped.values()),
                                     db_retries=sum(outcome.retries.counts.values()))
-        writer = self.writers[self.next_writer % len(self.writers)]
-        self.next_writer += 1
         if not self.writes:
             self.writing_since = time.perf_counter()
-        self.writes[writer.write.remote(shard, grants, extra, update)] = shard
+        self.dispatch(_Write(shard, grants, extra, update))
+
+    def dispatch(self, write: _Write) -> None:
+        """Hand a write to the next writer (round robin)."""
+        writer = self.writers[self.next_writer % len(self.writers)]
+        self.next_writer += 1
+        write.attempts += 1
+        self.writes[writer.write.remote(write.shard, write.grants, write.extra, write.update)] = write
 
     def collect_writes(self, until: int) -> None:
         """Take the finished writes; wait while more than `until` are in flight (0: wait for all).
         Raises DatabaseUnavailable (a batch kept failing) and RunLockLost (the driver no longer holds the
-        run's lock): the run stops, resumable. A writer lost for good fails its shard."""
+        run's lock): the run stops, resumable. A write whose writer died (killed, or its node lost) is
+        handed to the next writer, up to WRITE_ATTEMPTS times in all, then its shard fails."""
         while self.writes:
             ready, _ = ray.wait(list(self.writes), num_returns=1, timeout=None if len(self.writes) > until else 0)
             if not ready:
                 return
-            shard = self.writes.pop(ready[0])
+            write = self.writes.pop(ready[0])
+            shard = write.shard
             try:
                 result: WriteOutcome = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
                 if isinstance(exc.cause, (DatabaseUnavailable, RunLockLost)):
                     raise exc.cause from None  # the run stops (resumable)
                 self.fail(shard, exc)
+            except ray.exceptions.RayActorError as exc:  # its writer died (killed, its node lost)
+                if write.attempts < WRITE_ATTEMPTS:
+                    self.dispatch(write)  # exact: the committed batches' rows are skipped, the rest written
+                else:
+                    self.fail(shard, exc)
             except RAY_ERRORS as exc:
                 self.fail(shard, exc)
             else:

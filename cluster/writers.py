@@ -7,9 +7,10 @@ across the nodes), which fetches it from the object store and writes it in ledge
 asking the run's write governor (cluster.governor) for a permit before every batch, so the run's limits
 hold for all writers together. The writer then marks the shard done.
 
-Exactness: a writer killed inside a transaction loses only that uncommitted batch. The actor restarts
-and Ray runs the interrupted write again (`max_task_retries`), which skips the rows committed before
-(INSERT IGNORE; their ledger rows exist) and writes the rest; a driver killed while writers write
+Exactness: a writer killed inside a transaction (or lost with its node) loses only that uncommitted
+batch. The actor restarts, and the driver hands the interrupted write to the next writer
+(cluster.execute), which skips the rows committed before (INSERT IGNORE; their ledger rows exist) and
+writes the rest; a driver killed while writers write
 takes its writers with it, and a resume evaluates the unfinished shards again against what their users
 now hold. Either way the table and the ledger end as an uninterrupted run's.
 """
@@ -28,9 +29,6 @@ from cluster.credentials import DatabaseRef
 from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
 from cluster.shards import Shard
-
-WRITE_RETRIES = 3  # runs of an interrupted write on a restarted writer before its shard fails
-
 
 @dataclass(frozen=True, slots=True)
 class WriterSettings:
@@ -65,7 +63,7 @@ class WriteOutcome:
     waited: dict = field(default_factory=dict)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=WRITE_RETRIES)
+@ray.remote(num_cpus=0, max_restarts=-1)
 class WriterActor:
     """Writes shards' grants (see the module docstring); one write at a time, on one kept connection.
 

@@ -72,7 +72,7 @@ def test_a_node_lost_mid_write_on_a_three_node_cluster_ends_as_an_uninterrupted_
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             op.clear_pause(marker)
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
     rows = [r[1:] for r in op.table_rows(url)]
     assert len(rows) == len(set(rows)), "duplicate rows"
     assert op.new_rows(url) == op.EXPECTED_ROWS
