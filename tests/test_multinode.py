@@ -65,7 +65,7 @@ def test_a_node_lost_mid_write_on_a_three_node_cluster_ends_as_an_uninterrupted_
             node = _node_of(pid, cluster)
             if node is None:  # the paused writer landed on the (CPU-less) head: lose it, and a worker node
                 os.kill(pid, signal.SIGKILL)
-                node = cluster.worker_nodes[0]
+                node = sorted(cluster.worker_nodes, key=lambda n: n.unique_id)[0]
             cluster.remove_node(node, allow_graceful=False)  # its raylet and every worker process on it
             out, err = proc.communicate(timeout=600)
         finally:
