@@ -10,12 +10,21 @@ their grants are written as they arrive.
 Every write batch is ledgered with its progress counts in one transaction (cluster.ledger), so a run
 killed at any point is resumed exactly. A shard whose reads deliver fewer rows of a table than its
 users held when the run planned is failed unwritten (ScanShort): no table is passed over silently.
+
+Beside live traffic (the block at the end of this module): an applied run's writes ask one write
+governor (cluster.governor.GovernorActor) for every batch, fed by the collectors of cluster.control
+(heartbeat, lag replicas, Threads_running, the control row); the reads go to the read database
+(ShardJob.read_url); cluster.progress prints progress lines (no terminal) or the bar's state, and
+publishes the run's status.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +36,13 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import ledger
+from cluster import control, ledger
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
 from cluster.errors import ClusterError, ScanShort
+from cluster.governor import GovernorActor, GovernorClient, Sources
 from cluster.pauses import pause_point
 from cluster.plan import RunPlan
+from cluster.progress import Progress, Reporter
 from cluster.shards import Shard, plan_waves
 from cluster.workers import (
     RaterActor, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
@@ -60,7 +71,8 @@ class Tally:
     candidates: stats-only candidates; fallback_granted: those granted (--stats-fallback now).
     failed_shards: {shard, error} (masked). max_rss: the tasks' peak RSS (MB). walls: the driver's phase
     seconds (ray_start, scan_wall, rate_wall, evaluate_wall, shards, write). rater_stats: each rater's
-    `RaterActor.stats()`.
+    `RaterActor.stats()`. governor: the write governor's final `WriteGovernor.status()` ({} when the
+    run had none: a dry run, an ungoverned run); watch_errors: collector errors by collector.
     """
 
     workers: int = 0
@@ -84,6 +96,8 @@ class Tally:
     max_rss: float = 0.0
     walls: Counter = field(default_factory=Counter)
     rater_stats: list = field(default_factory=list)
+    governor: dict = field(default_factory=dict)
+    watch_errors: dict = field(default_factory=dict)
 
     def add(self, outcome: ShardOutcome) -> None:
         """Add one evaluated shard's counts (its grants are written separately)."""
@@ -122,17 +136,22 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
     raters = [RaterActor.remote(settings, index, tally.workers) for index in range(tally.workers)]
     sink = _FileSink(config.out) if config.out is not None else None
+    governor = _start_governor(ctx) if ctx.apply and config.governed else None
+    terminal = config.progress and sys.stderr.isatty()
     try:
         waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
         tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
-        with tqdm(total=len(plan.pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-            execution = _Execution(ctx, plan, raters, sink, bar, tally)
+        with tqdm(total=len(plan.pending), unit="shard", disable=not terminal, desc="shards") as bar, \
+                _live(ctx, plan, governor, bar if terminal else None, tally) as progress:
+            execution = _Execution(ctx, plan, raters, sink, bar, tally, governor, progress)
             for wave in waves:
                 execution.run_wave(wave)
             tally.rater_stats = execution.finish_raters()
     finally:
         if sink is not None:
             sink.close()
+        if governor is not None:
+            ray.kill(governor)
         for rater in raters:
             ray.kill(rater)
         if started_ray:
@@ -191,11 +210,14 @@ class _Execution:
     grants as they arrive, adding up `tally`."""
 
     def __init__(self, ctx: RunContext, plan: RunPlan, raters: list, sink: _FileSink | None, bar: tqdm,
-                 tally: Tally) -> None:
+                 tally: Tally, governor=None, progress: Progress | None = None) -> None:
         self.ctx, self.plan, self.raters, self.sink, self.bar, self.tally = ctx, plan, raters, sink, bar, tally
+        self.governor = GovernorClient(governor) if governor is not None else None
+        self.progress = progress or _progress(ctx, plan)
         config = ctx.config
         self.job = ShardJob(config.db_url, config.tables, config.achievement_ids, config.since, config.until,
-                            ctx.read_stats, config.retry, config.samples_per_reason, config.engine)
+                            ctx.read_stats, config.retry, config.samples_per_reason, config.engine,
+                            read_url=config.read_url)
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.expected = plan.expected_rows()
         self.rater_calls: list = []
@@ -276,6 +298,8 @@ class _Execution:
                 self.fail(shard, short)
                 continue
             self.write(shard, outcome)
+            self.progress.shard_done(sum(outcome.rows_read.values()), outcome.grants.num_rows, outcome.skipped,
+                                     outcome.retries.counts)
             self.bar.update(1)
         self.tally.walls["evaluate_wall"] += time.perf_counter() - started - (self.tally.walls["write"] - writes_before)
 
@@ -311,6 +335,7 @@ class _Execution:
             result = ledger.write_ledgered(
                 database.engine, ctx.run_id, rows, source="score", shard=shard.index,
                 batch_rows=ctx.config.write_batch_rows, retry=database.policy, log=database.log, url=database.url,
+                governor=self.governor,
             )
             tally.already_present += result.present
             self.track(shard, status="done", stage="written", finished_at=ledger.now())
@@ -323,6 +348,7 @@ class _Execution:
         message = self.ctx.db.mask(f"{type(exc).__name__}: {exc}")[-2000:]
         self.tally.failed_shards.append({"shard": shard.index, "error": message[-500:]})
         self.track(shard, status="failed", error=message)
+        self.progress.shard_failed()
         self.bar.update(1)
 
     def track(
@@ -373,3 +399,50 @@ def _stats_only_grants(outcome: ShardOutcome, as_of: int, candidates: list[dict]
          "source": "stats_now"}
         for r in rows
     ]
+
+
+# --- beside live traffic: the write governor, its collectors and the progress reporter ---------------------
+# (cluster.governor decides, cluster.control collects, cluster.progress shows and publishes)
+
+
+def _start_governor(ctx: RunContext):
+    """The run's one GovernorActor (an applied, governed run): it starts under the limits of the run's
+    control row (cluster.prepare) and expects a lag figure from each lag replica and, on MySQL/MariaDB,
+    the primary's Threads_running; it holds writes until its collectors (`_live`) have reported."""
+    sources = Sources(tuple(control.replica_name(url) for url in ctx.config.lag_replica_urls),
+                      threads_running=ctx.db.dialect == "mysql")
+    return GovernorActor.remote(ctx.limits, sources, ctx.run_id, need_limits=True)
+
+
+def _progress(ctx: RunContext, plan: RunPlan) -> Progress:
+    return Progress(ctx.run_id, len(plan.planned), plan.shards_done_before, len(plan.pending))
+
+
+@contextmanager
+def _live(ctx: RunContext, plan: RunPlan, governor, bar: tqdm | None, tally: Tally) -> Iterator[Progress]:
+    """While the block runs: the governor's collectors (cluster.control.Watch: heartbeat, lag replicas,
+    Threads_running, control row; a governed applied run) and the progress reporter (lines every
+    `progress_interval` s without a terminal, the bar's state with one; srb_run_status of an applied
+    run). Yields the Progress the driver adds shards to; keeps the governor's final status in `tally`."""
+    config = ctx.config
+    progress = _progress(ctx, plan)
+    watch = None
+    if governor is not None:
+        settings = control.WatchSettings(ctx.run_id, config.db_url, config.lag_replica_urls,
+                                         threads_running=ctx.db.dialect == "mysql",
+                                         control_seconds=config.control_seconds)
+        watch = control.Watch(settings, governor).start()
+    reporter = Reporter(progress, governor, bar, lines=config.progress and bar is None,
+                        interval=config.progress_interval, publish=ctx.db if ctx.apply else None,
+                        apply=ctx.apply).start()
+    try:
+        yield progress
+    finally:
+        final = reporter.stop()
+        if watch is not None:
+            watch.stop()
+            tally.watch_errors = {"counts": dict(watch.errors), "last": dict(watch.last_error)}
+        if final is not None and final.get("governor"):
+            tally.governor = final["governor"]
+        elif governor is not None:
+            tally.governor = reporter.governor_status() or {}

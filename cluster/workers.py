@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import ray
 
-from cluster import db
+from cluster import db, metrics
 from cluster.shards import ScanRange, Shard, shard_positions
 from conditions.catalogue import load_catalogue
 from conditions.evaluate import evaluate, prepare_scores, sr_keys, stats_only
@@ -137,6 +137,7 @@ class RaterActor:
         if unknown:
             batch = rate_keys(keys.take(unknown), self.store, self.engine, self.maps)
             self.calculations += batch.calculations
+            metrics.keys_rated(batch.calculations)
             self.unflushed.append(batch.table)
             if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:
                 self.flush()
@@ -177,7 +178,11 @@ class RaterActor:
 class ShardJob:
     """What every shard task of a run needs besides its shard.
 
-    db_url:             SQLAlchemy URL (never logged unmasked).
+    db_url:             SQLAlchemy URL of the primary (never logged unmasked): what the shard's users
+                        already hold (users_achievements) is read there.
+    read_url:           the read database (a replica; None: db_url): the scores, user_stats and the
+                        beatmaps/users lookups are read there. "Already held" is never read from it, so a
+                        lagging replica cannot make a run grant what a user holds (cluster.context).
     tables:             score tables to read.
     achievement_ids:    the catalogue subset to evaluate (None: all).
     since / until:      score-time window (unix seconds, [since, until)) of the scores that may grant.
@@ -196,6 +201,12 @@ class ShardJob:
     retry: db.RetryPolicy = db.DEFAULT_RETRY
     samples_per_reason: int = 5
     engine: str = DEFAULT_ENGINE
+    read_url: str | None = None
+
+    @property
+    def reads_from(self) -> str:
+        """The URL of the bulk reads: read_url, else db_url."""
+        return self.read_url or self.db_url
 
 
 @dataclass(slots=True)
@@ -268,6 +279,7 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     retries = db.RetryLog()
     started = time.perf_counter()
     engine = db.connect(job.db_url)
+    reader = db.connect(job.reads_from) if job.reads_from != job.db_url else engine
     users = shard.user_ids
     try:
         if scanned:
@@ -276,8 +288,8 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
             rows_read = {name: int(counts.get(name, 0)) for name in job.tables}
         else:
             scores, rows_read = db.retrying(
-                lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
-                f"read scores of shard {shard.index}", job.retry, retries, job.db_url,
+                lambda: db.read_shard_scores(reader, shard.user_lo, shard.user_hi, job.tables, user_ids=users),
+                f"read scores of shard {shard.index}", job.retry, retries, job.reads_from,
             )
         held = db.retrying(
             lambda: db.read_held(engine, shard.user_lo, shard.user_hi, users),
@@ -285,14 +297,15 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
         )
         stats = (
             db.retrying(
-                lambda: db.read_user_stats(engine, shard.user_lo, shard.user_hi, users),
-                f"read user_stats of shard {shard.index}", job.retry, retries, job.db_url,
+                lambda: db.read_user_stats(reader, shard.user_lo, shard.user_hi, users),
+                f"read user_stats of shard {shard.index}", job.retry, retries, job.reads_from,
             )
             if job.read_stats
             else None
         )
     finally:
         engine.dispose()
+        reader.dispose()
     seconds["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -360,10 +373,10 @@ class ScanOutcome:
 @ray.remote(num_cpus=0, num_returns=2)
 def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table]:
     """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
-    read once and kept in the object store. Retried like the shard reads."""
-    engine = db.connect(job.db_url)
+    read once (from the read database) and kept in the object store. Retried like the shard reads."""
+    engine = db.connect(job.reads_from)
     try:
-        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=job.db_url)
+        return db.retrying(lambda: db.read_lookups(engine), "read beatmaps and users", job.retry, url=job.reads_from)
     finally:
         engine.dispose()
 
@@ -388,11 +401,11 @@ def scan_range(
     seconds: dict[str, float] = {}
     retries = db.RetryLog()
     started = time.perf_counter()
-    engine = db.connect(job.db_url)
+    engine = db.connect(job.reads_from)
     try:
         rows = db.retrying(
             lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi),
-            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.db_url,
+            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, job.reads_from,
         )
     finally:
         engine.dispose()
