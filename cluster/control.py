@@ -16,9 +16,12 @@ Replica lag is measured with the heartbeat (as gh-ost and pt-heartbeat do): the 
 the primary every second and reads it back on each lag replica; lag = now minus the newest beat the
 replica shows, both times from the same process's clock. That is an upper bound of the replica's delay
 (it has applied every event up to that beat) and it grows whenever replication stalls, whatever the
-replica reports about itself. A replica that shows no beat of this run yet has an unknown lag (the
-governor holds). Only where the heartbeat cannot be read there (the table not replicated yet, no SELECT
-grant) is `SHOW REPLICA STATUS` / `SHOW SLAVE STATUS` used instead, where the grants allow it.
+replica reports about itself. A replica that shows no beat of this run yet (nor the srb_heartbeat table)
+has an unknown lag: the governor holds. Only where the heartbeat cannot be read there for another reason
+(no SELECT grant on it) is `SHOW REPLICA STATUS` / `SHOW SLAVE STATUS` used instead, where the grants
+allow it; it is never the only source for a replica that replicates the heartbeat (measured on MariaDB
+10.11: with MASTER_DELAY=30 it reads 5, 10, 15 s while the first delayed event waits, which would let
+writes through).
 
 `Watch` is the collecting half of the governor (gh-ost's throttler collects on tickers and decides
 apart): three threads, each with its own autocommit connections: the heartbeat (every second), the
@@ -81,7 +84,8 @@ run_status = Table(
 )
 
 CONTROL_TABLES = tuple(t.name for t in metadata.sorted_tables)
-STALE_STATUS_SECONDS = 15.0  # a published status older than this, with the run's lock free: not running
+STALE_STATUS_SECONDS = 15.0
+NO_SUCH_TABLE = 1146  # a published status older than this, with the run's lock free: not running
 
 
 def ensure_tables(engine: sa.Engine) -> None:
@@ -171,16 +175,22 @@ def threads_running(conn: sa.Connection) -> int:
 def measure_lag(conn: sa.Connection, run_id: str, now: int, started: int) -> tuple[float | None, str]:
     """How far the replica behind `conn` is (seconds, detail), by run `run_id`'s heartbeat: now minus the
     newest beat it shows (`now`, `started`: unix microseconds, now and the heartbeat's first beat of this
-    session). No beat of the run there yet: unknown. The heartbeat unreadable there: the replica's own
-    status (`replication_lag`), else unknown. Errors are folded into the detail (masked by the caller)."""
+    session). No beat of the run there yet, or no srb_heartbeat table there yet (replication has not
+    reached the run's start): unknown. The heartbeat unreadable there for another reason (no SELECT
+    grant): the replica's own status (`replication_lag`), where the grants allow, else unknown. Errors
+    are folded into the detail (masked by the caller)."""
     try:
         beat = read_beat(conn, run_id)
     except sa.exc.DBAPIError as exc:
+        code = db.error_code(exc)
+        if code == NO_SUCH_TABLE:
+            return None, (f"srb_heartbeat not there yet ({(now - started) / 1e6:.0f}s since the first beat): "
+                          "replication has not reached the run's start")
         seconds, detail = replication_lag(conn)
-        reason = f"heartbeat unreadable ({db.error_code(exc)})"
+        reason = f"heartbeat unreadable (error {code})"
         return seconds, f"{detail}; {reason}" if seconds is not None else f"{reason}; {detail}"
     if beat is None:
-        return None, f"no heartbeat of this run there yet ({(now - started) / 1e6:.0f}s since the first)"
+        return None, f"no heartbeat of this run there yet ({(now - started) / 1e6:.0f}s since the first beat)"
     return max(0.0, (now - beat) / 1e6), "heartbeat"
 
 
