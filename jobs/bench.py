@@ -21,6 +21,9 @@ Steps (each pipeline run in a fresh spawned process with its own local Ray, so p
    host (workers // N CPUs each, at least 1), with the speedup over the first count.
 
 Prints one table; --json FILE writes it as JSON (seconds in s, memory in MB).
+
+`--live-load` measures something else: the backfill beside imitated live score submission on a primary
+and replica (jobs/live_load.py).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from cluster.pipeline import READ_MODES, BackfillConfig
 from cluster.scale import build_scaled_database
 from cluster.schema import SCORE_TABLES
 from cluster.scope import Scope
+from jobs import live_load
 from sr.engines import DEFAULT_ENGINE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-warm", action="store_true", help="skip the warm re-run")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
     parser.add_argument("--work-dir", type=Path, help="for the SR caches, grants files and temporary .osu files")
+    live_load.add_arguments(parser.add_argument_group("the backfill beside live score submission (jobs/live_load.py)"))
 
 
 def _score_rows(url: str) -> int | None:
@@ -319,7 +324,9 @@ def format_table(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the table, write --json. Returns 0."""
+    """Measure, print the table, write --json. Returns 0. With --live-load: jobs.live_load."""
+    if args.live_load:
+        return live_load.run(args)
     result = measure(args)
     print(format_table(result))
     if args.json:
