@@ -24,8 +24,8 @@ allow it; it is never the only source for a replica that replicates the heartbea
 writes through).
 
 `Watch` is the collecting half of the governor (gh-ost's throttler collects on tickers and decides
-apart): three threads, each with its own autocommit connections: the heartbeat (every second), the
-sampler (each lag replica's lag and the primary's Threads_running, every second) and the control poll
+apart): three threads, each with its own autocommit connections: the heartbeat (every second; only
+when there are lag replicas to read it back), the sampler (each lag replica's lag and the primary's Threads_running, every second) and the control poll
 (the control row, every `control_seconds`), each pushing what it measured to the governor. Nothing here
 decides. Every error text is masked (sr.masking). Times are unix seconds unless named `_us`.
 """
@@ -468,9 +468,11 @@ class Watch:
 
     def start(self) -> Watch:
         settings = self.settings
-        for name, seconds, tick in (("srb-heartbeat", settings.heartbeat_seconds, self.beat),
-                                    ("srb-sampler", settings.sample_seconds, self.sample),
-                                    ("srb-control", settings.control_seconds, self.poll_control)):
+        tickers = [("srb-sampler", settings.sample_seconds, self.sample),
+                   ("srb-control", settings.control_seconds, self.poll_control)]
+        if settings.replica_urls:  # the heartbeat only measures lag: no replicas, no beats
+            tickers.insert(0, ("srb-heartbeat", settings.heartbeat_seconds, self.beat))
+        for name, seconds, tick in tickers:
             ticker = _Ticker(name, seconds, tick, self._failed(name.removeprefix("srb-")), self.stop_event)
             ticker.start()
             self._threads.append(ticker)

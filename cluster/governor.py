@@ -176,11 +176,12 @@ def parse_limit(name: str, text: str) -> dict:
 @dataclass(frozen=True, slots=True)
 class Permit:
     """A governor's answer: write `rows` rows now (> 0), or hold for `wait_seconds` and ask again
-    (rows == 0, `reason` says why)."""
+    (rows == 0, `reason` says why; `held_for` names the reasons, HOLD_REASONS keys)."""
 
     rows: int
     wait_seconds: float = 0.0
     reason: str = ""
+    held_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,15 +334,16 @@ class WriteGovernor:
             now = self.clock()
             holds = self._holds(now)
             if holds:
-                self._account(sorted({key for key, _ in holds}), now, HOLD_SECONDS)
-                return Permit(0, HOLD_SECONDS, "; ".join(text for _, text in holds))
+                keys = tuple(sorted({key for key, _ in holds}))
+                self._account(list(keys), now, HOLD_SECONDS)
+                return Permit(0, HOLD_SECONDS, "; ".join(text for _, text in holds), keys)
             rows = max(1, min(rows_wanted, self.batch_rows))
             rate = self.limits.max_write_rate
             if rate:
                 if self._next_free is not None and self._next_free > now:
                     wait = min(self._next_free - now, HOLD_SECONDS)
                     self._account(["max_write_rate"], now, wait)
-                    return Permit(0, wait, f"max-write-rate {rate:g}/s")
+                    return Permit(0, wait, f"max-write-rate {rate:g}/s", ("max_write_rate",))
                 rows = max(1, min(rows, math.ceil(rate)))
                 # no credit for time spent idle or held: a pause is never followed by a burst
                 self._next_free = max(now, self._next_free or now) + rows / rate
@@ -434,8 +436,8 @@ def call(governor, method: str, *args):
 class GovernorClient:
     """A writer's side of the governor: `permit(rows_wanted)` blocks until the governor permits a batch
     and returns its size; `done(rows, seconds)` reports the batch. `governor` is a WriteGovernor (one
-    process) or a GovernorActor handle (a run's writers on Ray). `waited` counts the seconds held, by
-    reason."""
+    process) or a GovernorActor handle (a run's writers on Ray). `waited` counts the seconds this writer
+    was held, by reason ("lag", "paused", ...; several at once joined by "+")."""
 
     def __init__(self, governor, sleep=time.sleep) -> None:
         self.governor = governor
@@ -452,7 +454,8 @@ class GovernorClient:
             permit: Permit = self._call("acquire", rows_wanted)
             if permit.rows > 0:
                 return permit.rows
-            self.waited[permit.reason] = self.waited.get(permit.reason, 0.0) + permit.wait_seconds
+            key = "+".join(permit.held_for) or permit.reason
+            self.waited[key] = self.waited.get(key, 0.0) + permit.wait_seconds
             self.sleep(permit.wait_seconds)
 
     def done(self, rows: int, seconds: float) -> None:

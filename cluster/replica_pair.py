@@ -75,11 +75,13 @@ class ReplicaPair:
     """A MariaDB primary and one replica of it, on free loopback ports (see the module docstring).
 
     base: the directory for both data directories, sockets and logs. buffer_pool_mb: each server's InnoDB
-    buffer pool. Raises RuntimeError (with the server's error log) when a server does not come up."""
+    buffer pool. cpus: the CPUs both servers may use (Linux; None: any). Raises RuntimeError (with the
+    server's error log) when a server does not come up."""
 
-    def __init__(self, base: Path, buffer_pool_mb: int = 128) -> None:
+    def __init__(self, base: Path, buffer_pool_mb: int = 128, cpus: set[int] | None = None) -> None:
         self.base = Path(base)
         self.buffer_pool_mb = buffer_pool_mb
+        self.cpus = cpus
         self.primary = Server("primary", _free_port(), self.base / "primary")
         self.replica = Server("replica", _free_port(), self.base / "replica")
 
@@ -103,6 +105,8 @@ class ReplicaPair:
              "--max-connections=500", "--local-infile=1", f"--log-error={log}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
+        if self.cpus:
+            os.sched_setaffinity(server.process.pid, self.cpus)
 
     def _wait_up(self, server: Server, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

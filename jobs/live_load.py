@@ -10,8 +10,11 @@
 3. a warm-up dry run (fills the SR cache, so both measured runs rate nothing and differ only in how they
    read and write);
 4. three phases at the same submission rate R (cluster.livebench.LoadGenerator; the replica's lag by a
-   heartbeat of the bench's own, cluster.livebench.LagProbe):
+   heartbeat of the bench's own, cluster.livebench.LagProbe), and a fourth for diagnosis:
      none         no backfill, for --load-seconds;
+     dry          a dry run reading the replica: the backfill's reads, rating and evaluation, no writes
+                  (on one host the raters compete with the servers for the CPUs, which no governor of
+                  writes can change: this column shows that part);
      unthrottled  an --apply backfill as before issue 13: reads and writes on the primary, no governor,
                   batches of --batch-rows;
      governed     an --apply backfill with the defaults: reads from the replica, the governor with
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -64,6 +68,8 @@ def add_arguments(group) -> None:
     group.add_argument("--read-db", help="--live-load with --db: the primary's replica (default: a throwaway "
                        "MariaDB primary and replica on loopback)")
     group.add_argument("--batch-rows", type=int, default=1000, help="--live-load: the unthrottled run's batch rows")
+    group.add_argument("--split-cpus", action="store_true", help="--live-load on one host: the servers and the load "
+                       "generator on CPU 0, the backfill and its Ray on the others, as on separate machines (Linux)")
 
 
 def _caught_up(pair: ReplicaPair | None, probe: LagProbe, timeout: float = 600.0) -> None:
@@ -80,8 +86,16 @@ def _caught_up(pair: ReplicaPair | None, probe: LagProbe, timeout: float = 600.0
         time.sleep(3)
 
 
+def _split_cpus() -> tuple[set[int], set[int]]:
+    """(CPU 0, the others) of the CPUs this process may use. Raises ConfigError with fewer than two."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise ConfigError("--split-cpus needs at least two CPUs")
+    return {cpus[0]}, set(cpus[1:])
+
+
 def _phase(name: str, url: str, probe: LagProbe, load: LoadGenerator, config: BackfillConfig | None,
-           seconds: float, say) -> dict:
+           seconds: float, say, cpus: set[int] | None = None) -> dict:
     say(f"bench --live-load: phase {name}" + (f" ({seconds:.0f} s of load)" if config is None else ""))
     probe.reset()
     load.start()
@@ -89,7 +103,7 @@ def _phase(name: str, url: str, probe: LagProbe, load: LoadGenerator, config: Ba
     if config is None:
         time.sleep(seconds)
     else:
-        run = bench.run_isolated(config)
+        run = bench.run_isolated(config, cpus)
     result = load.stop()
     out = {"load": result.summary(), "max_lag_s": probe.peak(), "lag_unknown_probes": probe.unknown}
     if run is not None:
@@ -111,16 +125,20 @@ def measure(args: argparse.Namespace, say=print) -> dict:
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="srb-live-"))
     work.mkdir(parents=True, exist_ok=True)
     pair = None
+    split = _split_cpus() if args.split_cpus else None
+    if split:
+        os.sched_setaffinity(0, split[0])  # this process: the load generator and the lag probe
     try:
         if args.db:
             url, replica_url = args.db, args.read_db
         else:
             say("bench --live-load: starting a MariaDB primary and replica on loopback")
-            pair = ReplicaPair(work / "pair", buffer_pool_mb=512).start()
+            pair = ReplicaPair(work / "pair", buffer_pool_mb=512, cpus=split[0] if split else None).start()
             name = f"srb_live_{tag}"
             url, replica_url = pair.create_database(name), pair.replica.url(name)
         result = {"database": mask_url(url), "replica": mask_url(replica_url), "rate": args.rate,
-                  "throwaway_pair": pair is not None}
+                  "throwaway_pair": pair is not None, "host_cpus": os.cpu_count(),
+                  "split_cpus": {"servers_and_load": sorted(split[0]), "backfill": sorted(split[1])} if split else None}
         osu_dir = Path(args.osu_dir) if args.osu_dir else work / "osu"
         if not _score_rows(url):
             maps = args.maps or max(100, args.scores // 315)
@@ -140,19 +158,22 @@ def measure(args: argparse.Namespace, say=print) -> dict:
                                   shard_rows=args.shard_rows, engine=args.engine, progress=False,
                                   sr_cache=str(cache), read=args.read, read_url=replica_url)
             say("bench --live-load: warm-up dry run (fills the SR cache; not measured)")
-            bench.run_isolated(replace(base, out=work / "warm-up.parquet", run_id=f"live-warm-{tag}"))
+            backfill_cpus = split[1] if split else None
+            bench.run_isolated(replace(base, out=work / "warm-up.parquet", run_id=f"live-warm-{tag}"), backfill_cpus)
 
             def load() -> LoadGenerator:
                 return LoadGenerator(url, args.rate, load_users, targets)
 
             phases = {"none": _phase("none", url, probe, load(), None, args.load_seconds, say)}
+            dry = replace(base, out=work / "dry.parquet", run_id=f"live-dry-{tag}")
+            phases["dry"] = _phase("dry", url, probe, load(), dry, 0, say, backfill_cpus)
             unthrottled = replace(base, apply=True, governed=False, read_url=None, write_batch_rows=args.batch_rows,
                                   run_id=f"live-unthrottled-{tag}")
-            phases["unthrottled"] = _phase("unthrottled", url, probe, load(), unthrottled, 0, say)
+            phases["unthrottled"] = _phase("unthrottled", url, probe, load(), unthrottled, 0, say, backfill_cpus)
             _rollback(url, unthrottled.run_id, f"live-undo-{tag}")
             _caught_up(pair, probe)
             governed = replace(base, apply=True, run_id=f"live-governed-{tag}")
-            phases["governed"] = _phase("governed", url, probe, load(), governed, 0, say)
+            phases["governed"] = _phase("governed", url, probe, load(), governed, 0, say, backfill_cpus)
             result["phases"] = phases
             result["targets"] = _targets(phases)
         finally:
@@ -203,9 +224,12 @@ def _targets(phases: dict) -> dict:
 def format_table(r: dict) -> str:
     """The printed table of a live-load result."""
     phases = r["phases"]
-    names = ("none", "unthrottled", "governed")
+    names = tuple(name for name in ("none", "dry", "unthrottled", "governed") if name in phases)
+    split = r.get("split_cpus")
     lines = [f"sr-backfill bench --live-load: {r['scores']:,} scores, {r['rate']:g} submissions/s "
-             f"(primary {r['database']}, replica {r['replica']})",
+             f"(primary {r['database']}, replica {r['replica']}; "
+             + (f"servers and load on CPU {split['servers_and_load']}, backfill on {split['backfill']})" if split
+                else f"everything sharing {r['host_cpus']} CPUs)"),
              f"  {'':32}" + "".join(f"{name:>14}" for name in names)]
 
     def row(label, value):
@@ -222,6 +246,7 @@ def format_table(r: dict) -> str:
     row("backfill wall (s)", lambda p: f"{p['backfill']['wall_s']:.1f}" if "backfill" in p else "-")
     row("backfill write (s, driver)", lambda p: f"{p['backfill']['write_s']:.1f}" if "backfill" in p else "-")
     row("grants written", lambda p: f"{p['backfill']['grants_written']:,}" if "backfill" in p else "-")
+    lines.append("  (dry: the backfill reading the replica and rating, writing nothing)")
     held = phases["governed"]["backfill"]["held_seconds"]
     lines.append("  governed: held " + (", ".join(f"{k} {v:.1f} s" for k, v in held.items()) or "never")
                  + f"; batch sizes {phases['governed']['backfill']['batch_sizes']}")
