@@ -164,6 +164,7 @@ def test_a_replica_30s_behind_holds_every_write_until_it_catches_up(pair, scenar
     assert metric(text, "ray_srb_throttled_seconds_total", run_id=run_id, reason="lag") >= held(status, "lag")
     assert metric(text, "ray_srb_replica_lag_seconds", run_id=run_id) is not None
     assert metric(text, "ray_srb_errors_total", run_id=run_id, reason="missing_file") >= 1
+    assert report["sr_calculations"] > 0 and metric(text, "ray_srb_keys_rated_total") >= report["sr_calculations"]
 
 
 def handler_reads(server) -> int:
