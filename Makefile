@@ -55,7 +55,7 @@ cluster-up: install cluster-check
 # comes from the nodes' ~/.sr-backfill/db.env, never from this command line.
 cluster-submit: install
 	RAY_AUTH_MODE=token $(BIN)/ray job submit --address $(RAY_API_SERVER_ADDRESS) --working-dir . \
-	  --runtime-env-json '{"excludes": [".venv", ".git", ".demo"]}' -- python -m jobs.backfill --no-progress $(ARGS)
+	  --runtime-env-json '{"excludes": [".venv", ".git", ".demo"]}' -- python -m jobs.backfill $(ARGS)
 
 cluster-down: install cluster-check
 	$(BIN)/ray down -y $(CLUSTER_YAML)

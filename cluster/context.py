@@ -16,8 +16,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cluster import db, ledger, software
+from cluster import control, db, ledger, software
 from cluster.errors import ClusterError, ConfigError, RunStateError
+from cluster.governor import DEFAULT_LIMITS, WriteLimits
 from cluster.schema import SCORE_TABLES
 from cluster.scope import ALL_USERS, Scope
 from conditions.catalogue import Catalogue, load_catalogue
@@ -25,6 +26,7 @@ from conditions.evaluate import STAT_FAMILIES
 from sr.engines import DEFAULT_ENGINE, engine_named
 
 REQUIRED_TABLES = ("beatmaps", "users", "users_achievements")
+READ_TABLES = ("beatmaps", "users")  # besides the score tables, what the read database must hold
 SKIP_SAMPLES_PER_REASON = 20  # kept in a run's summary, over all shards
 READ_MODES = ("auto", "scan", "users")
 # Settings an applied run stores and a resume takes back (BackfillConfig field names).
@@ -71,6 +73,24 @@ class BackfillConfig:
     read:          how shards get their rows (`choose_read`): "auto", "scan" (primary-key ranges of
                    `scan_rows` rows, handed to the shards in waves of at most `wave_rows` rows; None:
                    sized to the Ray object store) or "users" (each shard through the userid index).
+    read_url:      the read database (a replica of `db_url`; None: `db_url`): the bulk reads go there (the
+                   plan's counts, id bounds and activity, the id-range scans, the per-user score reads,
+                   user_stats, the beatmaps and users lookups). Everything that decides or records a
+                   write stays on `db_url`, the primary: the users_achievements rows a user already
+                   holds (read per shard at evaluation), the catalogue check, the run's record, shards,
+                   ledger, lock, heartbeat, control and status rows. A lagging replica can therefore only
+                   make a run see fewer or older scores, never grant what a user already holds: "held"
+                   is read from the primary, and the write is an INSERT IGNORE on the primary's unique
+                   key (user_id, achievement_id, mode) besides. Never stored (it may hold credentials).
+    lag_replicas:  the replicas whose lag governs the writes (None: `read_url` when it differs from
+                   `db_url`, else none). Never stored.
+    limits:        the limits an applied run writes under (cluster.governor.WriteLimits; batch_rows is
+                   `write_batch_rows`); limits_given: the limit names given on the command line (a resume
+                   keeps the limits stored in the run's control row except these: cluster.control).
+    governed:      an applied run's writes ask a write governor (GovernorActor) for every batch; False:
+                   fixed batches of `write_batch_rows`, no limits (benchmarks only).
+    progress_interval: seconds between progress lines when there is no terminal (cluster.progress).
+    control_seconds: how often the governor's collectors read the run's control row.
     """
 
     db_url: str
@@ -102,6 +122,25 @@ class BackfillConfig:
     read: str = "auto"
     scan_rows: int = 250_000
     wave_rows: int | None = None
+    read_url: str | None = None
+    lag_replicas: tuple[str, ...] | None = None
+    limits: WriteLimits = DEFAULT_LIMITS
+    limits_given: frozenset[str] = frozenset()
+    governed: bool = True
+    progress_interval: float = 10.0
+    control_seconds: float = 2.0
+
+    @property
+    def reads_from(self) -> str:
+        """The URL of the bulk reads: `read_url`, else `db_url`."""
+        return self.read_url or self.db_url
+
+    @property
+    def lag_replica_urls(self) -> tuple[str, ...]:
+        """The replicas whose lag governs the writes (see `lag_replicas`)."""
+        if self.lag_replicas is not None:
+            return tuple(self.lag_replicas)
+        return (self.read_url,) if self.read_url and self.read_url != self.db_url else ()
 
 
 @dataclass(frozen=True)
@@ -109,7 +148,8 @@ class RunContext:
     """One run as every stage sees it.
 
     config:     the run's settings (on a resume: with the stored plan settings, and apply=True).
-    db:         the database (cluster.db.Database: URL, engine, retry policy, the driver's retry log).
+    db:         the database, the primary (cluster.db.Database: URL, engine, retry policy, the driver's
+                retry log); read_db: the read database (a replica; None: `db`), `reader` either way.
     run_id:     the run's id; as_of: its reference time (unix seconds; a resume keeps the stored one).
     catalogue:  the achievements the run evaluates (conditions.catalogue.Catalogue).
     record:     the stored run being resumed (cluster.ledger.RunRecord), else None.
@@ -118,6 +158,9 @@ class RunContext:
     lock:       an applied run's lock while it is held (cluster.ledger.RunLock, set by cluster.prepare):
                 every write transaction of the run checks it is still held.
     started:    time.perf_counter() when the run started (for the summary's seconds).
+    read_check: the read database as checked at start: {database (masked), replica (bool), lag_seconds
+                (None: not visible), lag_source}.
+    limits:     the limits an applied run starts writing under (its control row: cluster.prepare), else None.
     """
 
     config: BackfillConfig
@@ -131,6 +174,14 @@ class RunContext:
     left_out: tuple[int, ...] = ()
     lock: ledger.RunLock | None = None
     started: float = field(default_factory=time.perf_counter)
+    read_db: db.Database | None = None
+    read_check: dict = field(default_factory=dict)
+    limits: WriteLimits | None = None
+
+    @property
+    def reader(self) -> db.Database:
+        """The database of the bulk reads: `read_db`, else `db`."""
+        return self.read_db if self.read_db is not None else self.db
 
     @property
     def apply(self) -> bool:
@@ -142,12 +193,14 @@ class RunContext:
         return self.record is not None
 
 
-def open_run(config: BackfillConfig, database: db.Database) -> RunContext:
-    """Check `config` against `database` and build the run's context.
+def open_run(config: BackfillConfig, database: db.Database, read_database: db.Database | None = None) -> RunContext:
+    """Check `config` against `database` (the primary) and `read_database` (the read database, None: the
+    primary) and build the run's context.
 
     On a resume, loads the stored run and takes back its plan settings (`PLAN_SETTINGS`) and as-of time.
-    Raises ConfigError for settings that cannot be right, RunStateError for a run id that cannot be used
-    (unknown, finished, taken, catalogue changed since), before anything is read or written.
+    Raises ConfigError for settings that cannot be right (a read database without the tables the run
+    reads included), RunStateError for a run id that cannot be used (unknown, finished, taken, catalogue
+    changed since), before anything is read or written.
     """
     record = None
     if config.resume:
@@ -168,7 +221,36 @@ def open_run(config: BackfillConfig, database: db.Database) -> RunContext:
         raise RunStateError(run_id, "this run id is taken (resume it with --resume, or pick another)")
     as_of = record.as_of if record is not None else (config.as_of or ledger.now())
     read_stats = "user_stats" in present and any(a.family in STAT_FAMILIES for a in catalogue)
-    return RunContext(config, database, run_id, as_of, catalogue, record, frozenset(present), read_stats)
+    read_check = check_read_database(config, read_database or database, read_stats)
+    return RunContext(config, database, run_id, as_of, catalogue, record, frozenset(present), read_stats,
+                      read_db=read_database, read_check=read_check)
+
+
+def check_read_database(config: BackfillConfig, reader: db.Database, read_stats: bool) -> dict:
+    """Check that the read database holds what the run reads there (the score tables, beatmaps, users,
+    and user_stats when `read_stats`) and measure its replication lag as it reports it (SHOW REPLICA
+    STATUS, where the grants allow; the governor measures lag by heartbeat while the run writes).
+
+    Returns {database (masked), replica (whether it is not the primary), lag_seconds (None: not
+    visible), lag_source}. Raises ConfigError (masked) for a read database that cannot be reached or
+    lacks a table."""
+    replica = config.reads_from != config.db_url
+    out = {"database": reader.masked, "replica": replica, "lag_seconds": None, "lag_source": "the primary itself"}
+    if not replica:
+        return out
+    needed = (*config.tables, *READ_TABLES, *(("user_stats",) if read_stats else ()))
+    try:
+        present = reader.retrying("list tables of the read database", lambda: db.table_names(reader.engine))
+        with reader.engine.connect() as conn:
+            out["lag_seconds"], out["lag_source"] = control.replication_lag(conn)
+    except (sa.exc.SQLAlchemyError, ClusterError) as exc:
+        detail = reader.mask(str(getattr(exc, "orig", None) or exc))
+        raise ConfigError(f"cannot reach the read database {reader.masked}: {detail}") from None
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise ConfigError(f"missing tables in the read database {reader.masked}: {', '.join(missing)}")
+    out["lag_source"] = reader.mask(out["lag_source"])
+    return out
 
 
 def selected_catalogue(achievement_ids: tuple[int, ...] | None) -> Catalogue:
@@ -222,6 +304,12 @@ def _check_settings(config: BackfillConfig) -> None:
         raise ConfigError("--wave-rows must be at least 1")
     if config.read not in READ_MODES:
         raise ConfigError(f"--read must be one of {', '.join(READ_MODES)}, got {config.read!r}")
+    try:
+        replace(config.limits, batch_rows=config.write_batch_rows).checked()
+    except ValueError as exc:
+        raise ConfigError(f"bad write limits: {exc}") from None
+    if not config.progress_interval > 0 or not config.control_seconds > 0:
+        raise ConfigError("--progress-interval and the control poll must be positive")
     if not config.osu_location:
         raise ConfigError("--osu-dir is required")
     try:

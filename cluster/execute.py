@@ -10,14 +10,23 @@ their grants are written as they arrive.
 Every write batch is ledgered with its progress counts in one transaction (cluster.ledger), so a run
 killed at any point is resumed exactly. A shard whose reads deliver fewer rows of a table than its
 users held when the run planned is failed unwritten (ScanShort): no table is passed over silently.
+
+Beside live traffic (the block at the end of this module): an applied run's writes ask one write
+governor (cluster.governor.GovernorActor) for every batch, fed by the collectors of cluster.control
+(heartbeat, lag replicas, Threads_running, the control row); the reads go to the read database
+(ShardJob.read_url); cluster.progress prints progress lines (no terminal) or the bar's state, and
+publishes the run's status.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +38,14 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import credentials, db, ledger, software
+from cluster import control, credentials, db, ledger, software
 from cluster.credentials import DatabaseRef
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
 from cluster.errors import ClusterError, DatabaseUnavailable, RunLockLost, ScanShort
-from cluster.governor import GovernorActor, WriteLimits
+from cluster.governor import GovernorActor, Sources
 from cluster.pauses import pause_env
 from cluster.plan import RunPlan
+from cluster.progress import Progress, Reporter
 from cluster.shards import Shard, plan_waves
 from cluster.workers import (
     RaterActor, RaterJournal, RaterSettings, ScanOutcome, ScanRangeRefs, ShardJob, ShardOutcome, read_lookups, process_shard,
@@ -74,7 +84,9 @@ class Tally:
     flight). rater_stats: each rater's
     `RaterActor.stats()`. reads: the readers of every read and ConnectorX fallbacks (cluster.db.ReadLog).
     nodes: the Ray nodes that reported the driver's engine versions (cluster.software). engine_crashes:
-    rater restarts and quarantined keys (cluster.workers.RaterJournal.report).
+    rater restarts and quarantined keys (cluster.workers.RaterJournal.report). governor: the write governor's final
+    `WriteGovernor.status()` ({} when the run had none: a dry run, an ungoverned run); watch_errors:
+    collector errors by collector.
     """
 
     workers: int = 0
@@ -106,6 +118,8 @@ class Tally:
     reads: db.ReadLog = field(default_factory=db.ReadLog)
     nodes: list = field(default_factory=list)
     engine_crashes: dict = field(default_factory=lambda: {"restarts": 0, "by_rater": {}, "quarantined": []})
+    governor: dict = field(default_factory=dict)
+    watch_errors: dict = field(default_factory=dict)
 
     def add(self, outcome: ShardOutcome) -> None:
         """Add one evaluated shard's counts (its grants are written separately)."""
@@ -157,16 +171,21 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     journal = RaterJournal.remote()
     raters = [RaterActor.remote(settings, index, tally.workers, journal) for index in range(tally.workers)]
     sink = _FileSink(config.out) if config.out is not None else None
-    writers, governor, shared = [], None, contextlib.ExitStack()
+    writers, shared = [], contextlib.ExitStack()
+    governor = _start_governor(ctx) if ctx.apply and config.governed else None
+    terminal = config.progress and sys.stderr.isatty()
     try:
         # the workers read the URL on their side (cluster.credentials): it never travels in task arguments
         database = shared.enter_context(credentials.shared_with_workers(config.db_url))
+        read_database = (shared.enter_context(credentials.shared_with_workers(config.read_url))
+                         if config.read_url and config.read_url != config.db_url else None)
         if ctx.apply:
-            writers, governor = _start_writers(ctx, tally, database)
+            writers = _start_writers(ctx, tally, database, governor)
         waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
         tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
-        with tqdm(total=len(plan.pending), unit="shard", disable=not config.progress, desc="shards") as bar:
-            execution = _Execution(ctx, plan, database, raters, writers, sink, bar, tally)
+        with tqdm(total=len(plan.pending), unit="shard", disable=not terminal, desc="shards") as bar, \
+                _live(ctx, plan, governor, bar if terminal else None, tally) as progress:
+            execution = _Execution(ctx, plan, database, read_database, raters, writers, sink, bar, tally, progress)
             for wave in waves:
                 execution.run_wave(wave)
             execution.collect_writes(until=0)
@@ -185,15 +204,15 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     return tally
 
 
-def _start_writers(ctx: RunContext, tally: Tally, database: DatabaseRef) -> tuple[list, object]:
-    """The applied run's writer actors (`--writers`, default one per node and at least 2) and the write
-    governor they share; `database` tells the writers where to find the URL (never the URL itself)."""
+def _start_writers(ctx: RunContext, tally: Tally, database: DatabaseRef, governor) -> list:
+    """The applied run's writer actors (`--writers`, default one per node and at least 2), sharing the
+    run's write governor (a GovernorActor handle; None: an ungoverned run writes `--batch-rows` batches
+    as fast as it can); `database` tells the writers where to find the URL (never the URL itself)."""
     config = ctx.config
-    governor = GovernorActor.remote(WriteLimits(batch_rows=config.write_batch_rows))
     tally.writers = config.writers or default_writers()
     token = ctx.lock.token() if ctx.lock is not None else None
     settings = WriterSettings(database, ctx.run_id, config.write_batch_rows, config.retry, token)
-    return start_writers(settings, tally.writers, governor, pause_env()), governor
+    return start_writers(settings, tally.writers, governor, pause_env())
 
 
 def choose_workers(requested: int | None, cluster_cpus: int) -> tuple[int, str]:
@@ -269,6 +288,9 @@ class _Write:
     grants: ray.ObjectRef
     extra: list
     update: ledger.ShardUpdate
+    rows_read: int = 0  # the shard's evaluation counts, for the progress reporter once it is written
+    skipped: Counter = field(default_factory=Counter)
+    retries: Counter = field(default_factory=Counter)
     attempts: int = 0
 
 
@@ -278,13 +300,16 @@ class _Execution:
     shard's grants to a writer (an applied run) and/or the dry run's file as it arrives, adding up
     `tally`. Writes overlap the evaluation of later shards; at most two per writer wait at a time."""
 
-    def __init__(self, ctx: RunContext, plan: RunPlan, database: DatabaseRef, raters: list, writers: list,
-                 sink: _FileSink | None, bar: tqdm, tally: Tally) -> None:
+    def __init__(self, ctx: RunContext, plan: RunPlan, database: DatabaseRef, read_database: DatabaseRef | None,
+                 raters: list, writers: list, sink: _FileSink | None, bar: tqdm, tally: Tally,
+                 progress: Progress | None = None) -> None:
         self.ctx, self.plan, self.raters, self.writers = ctx, plan, raters, writers
         self.sink, self.bar, self.tally = sink, bar, tally
+        self.progress = progress or _progress(ctx, plan)
         config = ctx.config
         self.job = ShardJob(database, config.tables, config.achievement_ids, config.since, config.until,
-                            ctx.read_stats, config.retry, config.samples_per_reason, config.engine)
+                            ctx.read_stats, config.retry, config.samples_per_reason, config.engine,
+                            read_database=read_database)
         self.in_flight = config.max_in_flight or 2 * len(raters)
         self.expected = plan.expected_rows()
         self.rater_calls: list = []
@@ -399,7 +424,9 @@ class _Execution:
             self.sink.write(table)
             if extra:
                 self.sink.write(pa.Table.from_pylist(extra, schema=GRANT_ARROW_SCHEMA))
+        rows_read, grants_found = sum(outcome.rows_read.values()), sum(outcome.by_family.values()) + len(extra)
         if not ctx.apply:
+            self.progress.shard_done(rows_read, grants_found, outcome.skipped, outcome.retries.counts)
             self.bar.update(1)
             return
         update = ledger.ShardUpdate(stage="writing", rows_read=sum(outcome.rows_read.values()),
@@ -407,7 +434,7 @@ class _Execution:
                                     db_retries=sum(outcome.retries.counts.values()))
         if not self.writes:
             self.writing_since = time.perf_counter()
-        self.dispatch(_Write(shard, grants, extra, update))
+        self.dispatch(_Write(shard, grants, extra, update, rows_read, outcome.skipped, outcome.retries.counts))
 
     def dispatch(self, write: _Write) -> None:
         """Hand a write to the next writer (round robin)."""
@@ -446,6 +473,7 @@ class _Execution:
                 self.tally.write_batches += result.batches
                 self.tally.throttled.update(result.waited)
                 self.ctx.db.log.merge(result.retries)
+                self.progress.shard_done(write.rows_read, result.inserted, write.skipped, write.retries)
                 self.bar.update(1)
             if not self.writes and self.writing_since is not None:
                 self.tally.walls["write"] += time.perf_counter() - self.writing_since
@@ -457,6 +485,7 @@ class _Execution:
         message = self.ctx.db.mask(f"{type(exc).__name__}: {exc}")[-2000:]
         self.tally.failed_shards.append({"shard": shard.index, "error": message[-500:]})
         self.track(shard, status="failed", error=message)
+        self.progress.shard_failed()
         self.bar.update(1)
 
     def track(
@@ -513,3 +542,50 @@ def _stats_only_grants(outcome: ShardOutcome, as_of: int, candidates: list[dict]
          "source": "stats_now"}
         for r in rows
     ]
+
+
+# --- beside live traffic: the write governor, its collectors and the progress reporter ---------------------
+# (cluster.governor decides, cluster.control collects, cluster.progress shows and publishes)
+
+
+def _start_governor(ctx: RunContext):
+    """The run's one GovernorActor (an applied, governed run): it starts under the limits of the run's
+    control row (cluster.prepare) and expects a lag figure from each lag replica and, on MySQL/MariaDB,
+    the primary's Threads_running; it holds writes until its collectors (`_live`) have reported."""
+    sources = Sources(tuple(control.replica_name(url) for url in ctx.config.lag_replica_urls),
+                      threads_running=ctx.db.dialect == "mysql")
+    return GovernorActor.remote(ctx.limits, sources, ctx.run_id, need_limits=True)
+
+
+def _progress(ctx: RunContext, plan: RunPlan) -> Progress:
+    return Progress(ctx.run_id, len(plan.planned), plan.shards_done_before, len(plan.pending))
+
+
+@contextmanager
+def _live(ctx: RunContext, plan: RunPlan, governor, bar: tqdm | None, tally: Tally) -> Iterator[Progress]:
+    """While the block runs: the governor's collectors (cluster.control.Watch: heartbeat, lag replicas,
+    Threads_running, control row; a governed applied run) and the progress reporter (lines every
+    `progress_interval` s without a terminal, the bar's state with one; srb_run_status of an applied
+    run). Yields the Progress the driver adds shards to; keeps the governor's final status in `tally`."""
+    config = ctx.config
+    progress = _progress(ctx, plan)
+    watch = None
+    if governor is not None:
+        settings = control.WatchSettings(ctx.run_id, config.db_url, config.lag_replica_urls,
+                                         threads_running=ctx.db.dialect == "mysql",
+                                         control_seconds=config.control_seconds)
+        watch = control.Watch(settings, governor).start()
+    reporter = Reporter(progress, governor, bar, lines=config.progress and bar is None,
+                        interval=config.progress_interval, publish=ctx.db if ctx.apply else None,
+                        apply=ctx.apply).start()
+    try:
+        yield progress
+    finally:
+        final = reporter.stop()
+        if watch is not None:
+            watch.stop()
+            tally.watch_errors = {"counts": dict(watch.errors), "last": dict(watch.last_error)}
+        if final is not None and final.get("governor"):
+            tally.governor = final["governor"]
+        elif governor is not None:
+            tally.governor = reporter.governor_status() or {}

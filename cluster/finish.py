@@ -56,6 +56,12 @@ class RunSummary:
     not_granted: every live achievement a run never grants: [{achievement_id, file, reason,
     would_grant}], would_grant the (user, full mode) pairs it would have been granted to in this
     session, for those the stored plays decide and the run evaluated (120), else None.
+    read_database: where the bulk reads went, as checked at start (RunContext.read_check: database
+    masked, replica, lag_seconds, lag_source).
+    governor: the write governor of this session (empty for a dry or ungoverned run): limits (at the end),
+    held_seconds by reason ("any": by at least one reason; wall seconds), holds, lag_seconds and
+    threads_running figures ({samples, p50, p90, p99, max}), batch_sizes (rows, same shape), batches,
+    rows_written, write_seconds, final batch_rows, and collector errors.
     """
 
     database: str
@@ -100,6 +106,8 @@ class RunSummary:
     engine_crashes: dict = field(default_factory=lambda: {"restarts": 0, "by_rater": {}, "quarantined": []})
     left_out: list = field(default_factory=list)
     not_granted: list = field(default_factory=list)
+    read_database: dict = field(default_factory=dict)
+    governor: dict = field(default_factory=dict)
     stats_only_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -129,6 +137,8 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
         "rows_per_s": round(tally.grants_inserted / in_flight) if in_flight else 0,
         "throttled_seconds": {reason: round(seconds, 3) for reason, seconds in sorted(tally.throttled.items())},
     }
+    summary.read_database = dict(ctx.read_check)
+    summary.governor = _governor_figures(tally)
     summary.left_out = list(ctx.left_out)
     summary.reads = tally.reads.to_dict()
     summary.engine_crashes = tally.engine_crashes
@@ -154,6 +164,19 @@ def finish_run(ctx: RunContext, plan: RunPlan, tally: Tally) -> RunSummary:
         database.retrying("store run summary", lambda: ledger.update_run(
             database.engine, ctx.run_id, status=summary.status, summary=summary.to_dict(), lock=ctx.lock))
     return summary
+
+
+GOVERNOR_FIGURES = ("limits", "held_seconds", "holds", "lag_seconds", "threads_running_figures", "batch_sizes",
+                    "batches", "rows_written", "write_seconds", "batch_rows")
+
+
+def _governor_figures(tally: Tally) -> dict:
+    """The report's part of the governor's final status (see RunSummary.governor)."""
+    if not tally.governor:
+        return {}
+    figures = {name: tally.governor.get(name) for name in GOVERNOR_FIGURES}
+    figures["collector_errors"] = tally.watch_errors.get("counts", {})
+    return figures
 
 
 def _describe_scope(ctx: RunContext, users: int) -> dict:

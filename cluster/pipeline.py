@@ -23,6 +23,7 @@ from cluster.execute import execute_run
 from cluster.finish import RunSummary, finish_run
 from cluster.plan import choose_read, plan_run
 from cluster.prepare import prepare_run
+from cluster.progress import say
 
 __all__ = ["READ_MODES", "BackfillConfig", "ConfigError", "RunSummary", "choose_read", "run_backfill"]
 
@@ -37,11 +38,18 @@ def run_backfill(config: BackfillConfig) -> RunSummary:
     and the run goes on.
     """
     database = db.Database(config.db_url, config.retry)
+    reader = db.Database(config.read_url, config.retry, database.log) if config.reads_from != config.db_url else None
     try:
-        ctx = open_run(config, database)
+        ctx = open_run(config, database, reader)
+        if reader is not None:
+            check = ctx.read_check
+            lag = "not visible" if check["lag_seconds"] is None else f"{check['lag_seconds']:g} s"
+            say(f"reads from {check['database']} (replica lag {lag}: {check['lag_source']})")
         plan = plan_run(ctx)
         with prepare_run(ctx, plan) as ctx:
             tally = execute_run(ctx, plan)
             return finish_run(ctx, plan, tally)
     finally:
         database.dispose()
+        if reader is not None:
+            reader.dispose()

@@ -65,8 +65,8 @@ def plan_run(ctx: RunContext) -> RunPlan:
     """Plan the run of `ctx` (see the module docstring). Raises ScanPlanError when a table scan would pass
     over rows in scope, DatabaseUnavailable when the database keeps failing."""
     started = time.perf_counter()
-    config, database = ctx.config, ctx.db
-    counts = database.retrying("count rows per user", lambda: db.count_rows_by_table_user(database.engine, config.tables))
+    config, database, reader = ctx.config, ctx.db, ctx.reader
+    counts = reader.retrying("count rows per user", lambda: db.count_rows_by_table_user(reader.engine, config.tables))
     if ctx.resume:
         progress = database.retrying("load shards", lambda: ledger.load_shards(database.engine, ctx.run_id))
         planned = [p.shard for p in progress]
@@ -79,7 +79,7 @@ def plan_run(ctx: RunContext) -> RunPlan:
     plan = RunPlan(tuple(planned), tuple(pending), users, in_scope)
     if not pending:
         return replace(plan, seconds=time.perf_counter() - started)
-    bounds = database.retrying("read id bounds", lambda: db.id_bounds(database.engine, config.tables))
+    bounds = reader.retrying("read id bounds", lambda: db.id_bounds(reader.engine, config.tables))
     read_mode = choose_read(config.read, pending, bounds)
     ranges = tuple(plan_scan(bounds, config.scan_rows)) if read_mode == "scan" else ()
     if ranges:
@@ -89,11 +89,11 @@ def plan_run(ctx: RunContext) -> RunPlan:
 
 def _new_shards(ctx: RunContext, counts: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[list[Shard], int]:
     """The shards of a new run over its scope, and how many users they hold."""
-    config, database = ctx.config, ctx.db
+    config, reader = ctx.config, ctx.reader
     rows_by_user = db.rows_by_user(counts)
     if config.scope.restricts_users:
         activity = (
-            database.retrying("read user activity", lambda: db.read_user_activity(database.engine))
+            reader.retrying("read user activity", lambda: db.read_user_activity(reader.engine))
             if config.scope.tier != "all"
             else {}
         )

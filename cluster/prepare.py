@@ -6,8 +6,9 @@ name (DOMAIN.md §2, §4), so a grant under an id whose row names another file w
 the check stops the run first. Ids an older database lacks are left out with one warning line (an error
 when --achievements asked for them). An applied
 run leaves a record of itself (cluster.ledger): its settings and plan (a resume takes them back) and,
-while it works, the lock that keeps a second process off the same run. A run that fails after this stage
-is marked failed; it can be resumed.
+while it works, the lock that keeps a second process off the same run, and its control row (the limits
+it writes under: cluster.control.open_control; a resume keeps what `sr-backfill control` set). A run
+that fails after this stage is marked failed; it can be resumed.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import replace
 
 import sqlalchemy as sa
 
-from cluster import ledger
+from cluster import control, ledger
 from cluster.context import RunContext, stored_settings
 from cluster.errors import CatalogueMismatch, RunLockLost
 from cluster.pauses import pause_point
 from cluster.plan import RunPlan
+from cluster.progress import say
 from cluster.schema import less_achievements
 from conditions.catalogue import Catalogue, format_id_ranges
 
@@ -36,9 +38,10 @@ def prepare_run(ctx: RunContext, plan: RunPlan) -> Iterator[RunContext]:
     """Match the catalogue to less_achievements (`check_catalogue`) and yield the prepared context (its
     catalogue and achievement ids narrowed to what the database holds, `left_out` the ids it lacks, with
     one warning line); for an applied run, create (or reopen, on a resume) the run record with its plan
-    and hold the run's lock until the block ends (the yielded context carries it: `lock`). An exception
-    in the block marks the run failed and propagates; RunLockLost leaves the record as it is. Raises
-    CatalogueMismatch, and RunStateError when another process holds the run."""
+    and its control row (the context's `limits`), and hold the run's lock until the block ends (the
+    yielded context carries it: `lock`). An exception in the block marks the run failed and
+    propagates; RunLockLost leaves the record as it is. Raises CatalogueMismatch, and RunStateError
+    when another process holds the run."""
     ctx = _matched_catalogue(ctx)
     if not ctx.apply:
         yield ctx
@@ -54,6 +57,8 @@ def prepare_run(ctx: RunContext, plan: RunPlan) -> Iterator[RunContext]:
             record = ledger.RunRecord(ctx.run_id, "run", "running", ledger.now(), ctx.as_of, settings)
             ledger.create_run(engine, record, plan.planned, lock=lock)
             pause_point("plan")
+        if ctx.config.governed:
+            ctx = _with_limits(ctx)
         try:
             yield ctx
         except RunLockLost:
@@ -61,6 +66,16 @@ def prepare_run(ctx: RunContext, plan: RunPlan) -> Iterator[RunContext]:
         except BaseException:
             _mark_failed(engine, ctx.run_id)
             raise
+
+
+def _with_limits(ctx: RunContext) -> RunContext:
+    """`ctx` with the limits the run starts writing under, from (and stored in) its control row."""
+    config = ctx.config
+    wanted = replace(config.limits, batch_rows=config.write_batch_rows)
+    limits, notes = control.open_control(ctx.db.engine, ctx.run_id, wanted, config.limits_given, ctx.resume)
+    for note in notes:
+        say(note)
+    return replace(ctx, limits=limits)
 
 
 def _matched_catalogue(ctx: RunContext) -> RunContext:

@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 import ray
 
-from cluster import db
+from cluster import db, metrics
 from cluster.credentials import DatabaseRef
 from cluster.pauses import crash_point, pause_point
 from cluster.shards import ScanRange, Shard, shard_positions
@@ -235,6 +235,7 @@ class RaterActor:
         if self.journal is not None:
             ray.get(self.journal.end.remote(self.index))
         self.calculations += batch.calculations
+        metrics.keys_rated(batch.calculations)
         self.unflushed.append(batch.table)
         if sum(table.num_rows for table in self.unflushed) >= FLUSH_ROWS:
             self.flush()
@@ -274,8 +275,13 @@ class RaterActor:
 class ShardJob:
     """What every shard task of a run needs besides its shard.
 
-    database:           where the task's process finds the database URL (cluster.credentials): the
-                        URL itself never travels in task arguments.
+    database:           where the task's process finds the primary's URL (cluster.credentials): the
+                        URL itself never travels in task arguments. What the shard's users already hold
+                        (users_achievements) is read there.
+    read_database:      where it finds the read database's URL (a replica; None: the primary): the
+                        scores, user_stats and the beatmaps/users lookups are read there. "Already held"
+                        is never read from it, so a lagging replica cannot make a run grant what a user
+                        holds (cluster.context).
     tables:             score tables to read.
     achievement_ids:    the catalogue subset to evaluate (None: all).
     since / until:      score-time window (unix seconds, [since, until)) of the scores that may grant.
@@ -294,6 +300,12 @@ class ShardJob:
     retry: db.RetryPolicy = db.DEFAULT_RETRY
     samples_per_reason: int = 5
     engine: str = DEFAULT_ENGINE
+    read_database: DatabaseRef | None = None
+
+    def read_url(self, url: str) -> str:
+        """The URL of the bulk reads, resolved on this process's side: the read database's, else `url`
+        (the primary's, already resolved)."""
+        return self.read_database.resolve() if self.read_database is not None else url
 
 
 @dataclass(slots=True)
@@ -372,7 +384,9 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
     retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
     url = job.database.resolve()
+    read_url = job.read_url(url)
     engine = db.connect(url)
+    reader = db.connect(read_url) if read_url != url else engine
     users = shard.user_ids
     try:
         if scanned:
@@ -381,9 +395,9 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
             rows_read = {name: int(counts.get(name, 0)) for name in job.tables}
         else:
             scores, rows_read = db.retrying(
-                lambda: db.read_shard_scores(engine, shard.user_lo, shard.user_hi, job.tables, user_ids=users,
+                lambda: db.read_shard_scores(reader, shard.user_lo, shard.user_hi, job.tables, user_ids=users,
                                              reads=reads),
-                f"read scores of shard {shard.index}", job.retry, retries, url,
+                f"read scores of shard {shard.index}", job.retry, retries, read_url,
             )
         held = db.retrying(
             lambda: db.read_held(engine, shard.user_lo, shard.user_hi, users),
@@ -391,14 +405,15 @@ def process_shard(job: ShardJob, shard: Shard, raters: list, *scanned: pa.Table)
         )
         stats = (
             db.retrying(
-                lambda: db.read_user_stats(engine, shard.user_lo, shard.user_hi, users),
-                f"read user_stats of shard {shard.index}", job.retry, retries, url,
+                lambda: db.read_user_stats(reader, shard.user_lo, shard.user_hi, users),
+                f"read user_stats of shard {shard.index}", job.retry, retries, read_url,
             )
             if job.read_stats
             else None
         )
     finally:
         engine.dispose()
+        reader.dispose()
     seconds["read"] = time.perf_counter() - started
     pause_point("shard_task")
 
@@ -469,13 +484,14 @@ class ScanOutcome:
 @ray.remote(num_cpus=0, num_returns=3, max_retries=TASK_MAX_RETRIES)
 def read_lookups(job: ShardJob) -> tuple[pa.Table, pa.Table, db.ReadLog]:
     """The beatmaps and users lookups every `scan_range` of a run joins its rows to (cluster.db.read_lookups),
-    read once and kept in the object store, and the readers that read them. Retried like the shard reads."""
-    url = job.database.resolve()
-    engine = db.connect(url)
+    read once (from the read database) and kept in the object store, and the readers that read them.
+    Retried like the shard reads."""
+    read_url = job.read_url(job.database.resolve())
+    engine = db.connect(read_url)
     reads = db.ReadLog()
     try:
         beatmap_rows, user_rows = db.retrying(lambda: db.read_lookups(engine, reads), "read beatmaps and users",
-                                              job.retry, url=url)
+                                              job.retry, url=read_url)
         return beatmap_rows, user_rows, reads
     finally:
         engine.dispose()
@@ -501,12 +517,12 @@ def scan_range(
     seconds: dict[str, float] = {}
     retries, reads = db.RetryLog(), db.ReadLog()
     started = time.perf_counter()
-    url = job.database.resolve()
-    engine = db.connect(url)
+    read_url = job.read_url(job.database.resolve())
+    engine = db.connect(read_url)
     try:
         rows = db.retrying(
             lambda: db.read_range_rows(engine, scan.table, scan.id_lo, scan.id_hi, reads=reads),
-            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, url,
+            f"read ids {scan.id_lo}-{scan.id_hi} of {scan.table}", job.retry, retries, read_url,
         )
     finally:
         engine.dispose()

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cluster.governor import DEFAULT_LIMITS, LIMIT_NAMES, WriteLimits
 from cluster.ledger import check_run_id, new_run_id
 from cluster.pipeline import READ_MODES, BackfillConfig, run_backfill
 from cluster.schema import SCORE_TABLES
@@ -20,6 +21,8 @@ from jobs.report import format_summary, report_paths, write_run_report
 from sr.engines import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
+READ_DB_ENV = "SR_BACKFILL_READ_DB"
+LAG_REPLICAS_ENV = "SR_BACKFILL_LAG_REPLICAS"
 CACHE_ENV = "SR_BACKFILL_CACHE"
 REPORTS_ENV = "SR_BACKFILL_REPORTS"
 
@@ -47,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="rater processes (default: the CPUs the Ray cluster offers, less "
                         "one for the scan and evaluate tasks and the writing driver; the run prints its choice)")
     parser.add_argument("--shard-rows", type=int, default=100_000, help="target score rows per shard")
-    parser.add_argument("--batch-rows", type=int, default=1000, help="rows per write transaction (default 1000)")
+    parser.add_argument("--batch-rows", type=int, default=1000, help="rows of the first write transaction, then "
+                        "adapted to --chunk-time (default 1000)")
     parser.add_argument("--writers", type=int, default=None,
                         help="writer actors of an applied run, writing in parallel (default: one per node, at least 2)")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local)")
@@ -96,6 +100,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--stats-fallback", choices=("report", "now"), default="report", help="play-count/hit "
                        "achievements only the current user_stats reach: report them (default) or grant them "
                        "dated now")
+
+    live = parser.add_argument_group("beside live traffic: replica reads and the write governor (docs/LIVE.md)")
+    live.add_argument("--read-db", default=os.environ.get(READ_DB_ENV), metavar="URL",
+                      help=f"a replica for the bulk reads (plan counts, scans, per-user reads, lookups); "
+                      f"what users already hold, the writes, ledger, locks and progress stay on --db "
+                      f"(default: ${READ_DB_ENV}, else --db)")
+    live.add_argument("--lag-replica", action="append", metavar="URL", help="a replica whose lag (by heartbeat) "
+                      f"holds the writes (repeatable; default: ${LAG_REPLICAS_ENV}, space-separated, else "
+                      "--read-db when it differs from --db)")
+    live.add_argument("--max-lag", type=float, metavar="S", help=f"hold writes while a lag replica is more than S "
+                      f"seconds behind (default {DEFAULT_LIMITS.max_lag:g})")
+    live.add_argument("--max-threads-running", type=int, metavar="N", help="hold writes while the primary's "
+                      f"Threads_running is above N (default {DEFAULT_LIMITS.max_threads_running})")
+    live.add_argument("--window", metavar="HH:MM-HH:MM", help="write only inside this daily UTC window (wraps "
+                      "past midnight, e.g. 22:00-06:00; default: any time)")
+    live.add_argument("--max-write-rate", type=float, metavar="N", help="at most N grants per second over the "
+                      "whole run (default: unlimited)")
+    live.add_argument("--chunk-time", type=float, metavar="S", help="adapt the batch size (100-5,000 rows) so "
+                      f"that one write transaction takes about S seconds (default {DEFAULT_LIMITS.chunk_time:g})")
+    live.add_argument("--progress-interval", type=float, default=10.0, metavar="S", help="seconds between progress "
+                      "lines when there is no terminal (default 10)")
 
     faults = parser.add_argument_group("database faults")
     add_retry_options(faults)
@@ -161,6 +186,10 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         raise SystemExit(f"sr-backfill run: {exc}") from None
     if args.user_ids_file and not scope.user_ids:
         raise SystemExit(f"sr-backfill run: {args.user_ids_file} lists no user ids")
+    limits, given = limits_from(args)
+    replicas = args.lag_replica
+    if replicas is None and os.environ.get(LAG_REPLICAS_ENV):
+        replicas = os.environ[LAG_REPLICAS_ENV].split()
     return BackfillConfig(
         db_url=args.db,
         osu_location=args.osu_dir,
@@ -188,7 +217,24 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         read=args.read,
         scan_rows=args.scan_rows,
         wave_rows=args.wave_rows,
+        read_url=args.read_db if args.read_db and args.read_db != args.db else None,
+        lag_replicas=tuple(replicas) if replicas is not None else None,
+        limits=limits,
+        limits_given=given,
+        progress_interval=args.progress_interval,
     )
+
+
+def limits_from(args: argparse.Namespace) -> tuple[WriteLimits, frozenset[str]]:
+    """The write limits of `run` arguments (DEFAULT_LIMITS where not given) and the names given. Exits
+    with a usage error for a bad one."""
+    given = {name: getattr(args, name) for name in LIMIT_NAMES if getattr(args, name, None) is not None}
+    try:
+        limits = WriteLimits(**{**{name: getattr(DEFAULT_LIMITS, name) for name in LIMIT_NAMES}, **given},
+                             batch_rows=args.batch_rows).checked()
+    except ValueError as exc:
+        raise SystemExit(f"sr-backfill run: {exc}") from None
+    return limits, frozenset(given)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,9 @@ peak RSS is per run):
    host (workers // N CPUs each, at least 1), with the speedup over the first count.
 
 Prints one table; --json FILE writes it as JSON (seconds in s, memory in MB).
+
+`--live-load` measures something else: the backfill beside imitated live score submission on a primary
+and replica (testbed/live_load.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import os
 from pathlib import Path
 
 from cluster.pipeline import READ_MODES
+from testbed import live_load
 from sr.engines import DEFAULT_ENGINE
 from testbed.bench import DEFAULT_SERVER, SCORES_PER_MAP, SCORES_PER_USER, SERVER_ENV, BenchSettings, measure
 
@@ -60,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-warm", action="store_true", help="skip the warm re-run")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
     parser.add_argument("--work-dir", type=Path, help="for the SR caches, grants files and temporary .osu files")
+    live_load.add_arguments(parser.add_argument_group("the backfill beside live score submission (testbed/live_load.py)"))
 
 
 def settings_of(args: argparse.Namespace) -> BenchSettings:
@@ -148,7 +153,10 @@ def format_table(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure (testbed.bench.measure), print the table, write --json. Returns 0."""
+    """Measure (testbed.bench.measure), print the table, write --json. Returns 0. With --live-load:
+    testbed.live_load."""
+    if args.live_load:
+        return live_load.run(args)
     result = measure(settings_of(args))
     print(format_table(result))
     if args.json:

@@ -1,4 +1,4 @@
-"""The `sr-backfill` command: `run` (the backfill), `demo`, `rollback`, `verify`, `consolidate-mode7` and more."""
+"""The `sr-backfill` command: `run` (the backfill), `control`, `demo`, `rollback`, `verify`, `consolidate-mode7` and more."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from jobs import (
     bench,
     compare,
     consolidation,
+    control,
     demo,
     rate,
     rollback,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     consolidation.add_arguments(commands.add_parser("consolidate-mode7", help="copy legacy mode 7 rows to mode 8 (preview by default)"))
     synth.add_arguments(commands.add_parser("synth", help="build a production-shaped synthetic database and .osu directory"))
     bench.add_arguments(commands.add_parser("bench", help="benchmark the whole job on a synthetic database (docs/SCALING.md)"))
+    control.add_arguments(commands.add_parser("control", help="pause, resume, re-limit or inspect a running run (docs/LIVE.md)"))
     return parser
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     urls = (getattr(args, "db", None), os.environ.get(backfill.DB_ENV))
     handlers = {"run": backfill.run, "demo": demo.run, "rate": rate.run, "compare": compare.run,
                 "rollback": rollback.run, "verify": verify.run, "consolidate-mode7": consolidation.run,
-                "synth": synth.run, "bench": bench.run}
+                "synth": synth.run, "bench": bench.run, "control": control.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, ConditionError) as exc:

@@ -94,9 +94,41 @@ def format_summary(summary: dict) -> str:
         _software_line(summary.get("software") or {}),
         f"  rater restarts      {crashes.get('restarts', 0)}"
         + (f" ({len(crashes['quarantined'])} keys quarantined: engine_crash)" if crashes.get("quarantined") else ""),
+        *_live_lines(summary),
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
+
+
+def _figures(figures: dict | None, unit: str = "") -> str:
+    """"p50 0.4 p90 0.9 p99 1.2 max 31 s" from {samples, p50, p90, p99, max} ("no figures" when empty)."""
+    if not figures or not figures.get("samples"):
+        return "no figures"
+    return " ".join(f"{name} {figures[name]:g}" for name in ("p50", "p90", "p99", "max")) + unit
+
+
+def _live_lines(summary: dict) -> list[str]:
+    """The read database and the write governor's figures (issue 13: docs/LIVE.md)."""
+    lines = []
+    read = summary.get("read_database") or {}
+    if read.get("replica"):
+        lag = "not visible" if read.get("lag_seconds") is None else f"{read['lag_seconds']:g} s"
+        lines.append(f"  reads from          {read['database']} (replica lag at start {lag}: {read.get('lag_source')})")
+    governor = summary.get("governor") or {}
+    if governor:
+        held = governor.get("held_seconds") or {}
+        lines += [
+            "  held (s, wall)      " + (", ".join(f"{reason} {seconds:,.1f}" for reason, seconds in held.items()
+                                                 if reason != "any")
+                                        + f" (any reason {held.get('any', 0):,.1f})" if held else "never"),
+            f"  replica lag (s)     {_figures(governor.get('lag_seconds'))}",
+            f"  Threads_running     {_figures(governor.get('threads_running_figures'))}",
+            f"  batch sizes (rows)  {_figures(governor.get('batch_sizes'))} over {governor.get('batches', 0):,} "
+            f"batches, {governor.get('write_seconds', 0):,.1f} s writing",
+        ]
+    elif not summary.get("dry_run"):
+        lines.append("  governor            none (ungoverned writes)")
+    return lines
 
 
 def _never_granted(items: list[dict]) -> str:

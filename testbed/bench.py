@@ -79,9 +79,12 @@ def route_of(mode_vn: int, mods: int, native_mode: int) -> str:
 
 # --- isolated runs -------------------------------------------------------------------------------------
 
-def _run_in_child(config) -> dict:
+def _run_in_child(config, cpus=None) -> dict:
     # imported here, in the child: a clean driver process
     from cluster.pipeline import run_backfill
+
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # Ray's processes, started from here, inherit it
 
     started = time.perf_counter()
     summary = run_backfill(config)
@@ -90,12 +93,12 @@ def _run_in_child(config) -> dict:
     return data
 
 
-def run_isolated(config) -> dict:
+def run_isolated(config, cpus: set[int] | None = None) -> dict:
     """Run `run_backfill(config)` (cluster.pipeline.BackfillConfig) in a new spawned process and return
-    its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child). Raises
-    what the run raises."""
+    its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child). `cpus`: the
+    CPUs the run (and the Ray instance it starts) may use (Linux; None: any). Raises what the run raises."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_in_child, config).result()
+        return pool.submit(_run_in_child, config, cpus).result()
 
 
 def own_peak_rss_mb() -> float:

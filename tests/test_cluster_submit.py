@@ -6,6 +6,7 @@ never on the `ray job submit` command line, and never appears in what the job pr
 """
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -110,11 +111,13 @@ def test_job_submitted_to_a_loopback_head_grants_what_a_local_run_would(
     report = tmp_path / "report.json"
     proc = submit(
         address, env, "python", "-m", "jobs.backfill", "--osu-dir", str(osu_dir), "--apply",
-        "--report", str(report), "--no-progress",
+        "--report", str(report), "--progress-interval", "1",
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "succeeded" in output.lower() and report.exists()
+    # no terminal under `ray job submit`: progress lines, not a bar (issue 13)
+    assert re.search(r"sr-backfill \S+ \d\d:\d\d:\d\d shards \d+/\d+, scores [\d,]+ ", output), output[-4000:]
     with engine.connect() as conn:
         after = set(conn.exec_driver_sql("SELECT user_id, achievement_id, mode, created_at FROM users_achievements"))
     engine.dispose()
