@@ -603,16 +603,17 @@ def _cold_and_warm_runs(settings: BenchSettings, config: BackfillConfig, url: st
 
 def _applied_run(config: BackfillConfig, url: str, work: Path, tag: str, result: dict,
                  say: Callable[[str], None]) -> None:
-    """The cold applied run (issue 14's figures): its wall against the cold dry run's, the grants it wrote
-    and the write rate while writes were in flight; then verify it and roll it back."""
+    """The cold applied run (issue 14's figures), ungoverned: its wall against the cold dry run's, the
+    grants it wrote and the write rate while writes were in flight; then verify it and roll it back."""
     cache = work / "sr-cache-apply"
     shutil.rmtree(cache, ignore_errors=True)  # cold like the dry run: no rating is reused
     run_id = f"bench-apply-{tag}"
     say("bench: cold applied run (empty SR cache, writes ledgered)")
-    applied = run_isolated(replace(config, apply=True, out=None, run_id=run_id, sr_cache=str(cache)))
+    # ungoverned: the writers' capacity (the governed rate beside live traffic is --live-load's measure)
+    applied = run_isolated(replace(config, apply=True, out=None, run_id=run_id, sr_cache=str(cache), governed=False))
     figures = _run_figures(applied)
     writes = applied.get("writes") or {}
-    figures.update(writers=writes.get("writers", 0), write_batches=writes.get("batches", 0),
+    figures.update(governed=False, writers=writes.get("writers", 0), write_batches=writes.get("batches", 0),
                    write_seconds_in_flight=writes.get("seconds_in_flight", 0.0),
                    write_rows_per_s=writes.get("rows_per_s", 0), throttled_seconds=writes.get("throttled_seconds", {}))
     result["apply"] = figures

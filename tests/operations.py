@@ -111,21 +111,10 @@ def start_job(argv: list, pause_at: str | None, marker: Path) -> subprocess.Pope
 
 
 def kill_when_paused(proc: subprocess.Popen, marker: Path, timeout: float = 180) -> str:
-    """Wait until the job writes its pause marker, then SIGKILL it. Returns the marker's content.
-
-    Fails (AssertionError with the job's output) if the job exits or times out first.
-    """
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"job exited ({proc.returncode}) before pausing:\n{out[-2000:]}\n{err[-3000:]}")
-        if time.monotonic() > deadline:
-            os.kill(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            raise AssertionError(f"job did not pause in {timeout}s:\n{out[-2000:]}\n{err[-3000:]}")
-        time.sleep(0.05)
-    content = marker.read_text()
+    """Wait until the job (or one of its Ray workers) writes its pause marker, then SIGKILL the job.
+    Returns the marker's content. Fails (AssertionError with the job's output) if the job exits or
+    times out first."""
+    content, _ = paused_pid(proc, marker, timeout)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.returncode
@@ -136,7 +125,7 @@ def kill_when_paused(proc: subprocess.Popen, marker: Path, timeout: float = 180)
 def paused_pid(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> tuple[str, int]:
     """Wait until some process of the job (the job itself or one of its Ray workers) pauses at its
     pause point (cluster.pauses); return (the marker's content, the paused process's pid). The job is
-    left running. Fails like `kill_when_paused` if the job exits or times out first."""
+    left running. Fails (AssertionError with the job's output) if the job exits or times out first."""
     deadline = time.monotonic() + timeout
     pid_file = Path(f"{marker}.pid")
     while not marker.exists():

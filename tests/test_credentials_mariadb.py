@@ -74,9 +74,10 @@ def test_a_failing_and_a_succeeding_run_leave_the_password_nowhere(tmp_path, sce
     good, bad = f"srb_{uuid.uuid4().hex[:8]}", f"srb_{uuid.uuid4().hex[:8]}"
     # `bad` may write but not read user_stats: its shards fail in the Ray workers that read them
     engine = sa.create_engine(url)
-    from cluster import ledger
+    from cluster import control, ledger
 
     ledger.ensure_tables(engine)
+    control.ensure_tables(engine)  # the run's heartbeat, control and status tables: granted like the others
     tables = sa.inspect(engine).get_table_names()
     engine.dispose()
     statements = [f"CREATE USER '{good}'@'%' IDENTIFIED BY '{password}'",
