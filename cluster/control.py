@@ -467,6 +467,7 @@ class Watch:
             call(self.governor, "set_limits", limits)
 
     def start(self) -> Watch:
+        """Start the collectors' threads. Returns self."""
         settings = self.settings
         tickers = [("srb-sampler", settings.sample_seconds, self.sample),
                    ("srb-control", settings.control_seconds, self.poll_control)]
@@ -479,6 +480,7 @@ class Watch:
         return self
 
     def stop(self) -> None:
+        """Stop the collectors (each finishes its tick) and close their connections."""
         self.stop_event.set()
         for ticker in self._threads:
             ticker.join(timeout=30)

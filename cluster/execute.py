@@ -171,10 +171,10 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     journal = RaterJournal.remote()
     raters = [RaterActor.remote(settings, index, tally.workers, journal) for index in range(tally.workers)]
     sink = _FileSink(config.out) if config.out is not None else None
-    writers, shared = [], contextlib.ExitStack()
-    governor = _start_governor(ctx) if ctx.apply and config.governed else None
+    writers, shared, governor = [], contextlib.ExitStack(), None
     terminal = config.progress and sys.stderr.isatty()
     try:
+        governor = _start_governor(ctx) if ctx.apply and config.governed else None
         # the workers read the URL on their side (cluster.credentials): it never travels in task arguments
         database = shared.enter_context(credentials.shared_with_workers(config.db_url))
         read_database = (shared.enter_context(credentials.shared_with_workers(config.read_url))

@@ -459,6 +459,7 @@ class GovernorClient:
             self.sleep(permit.wait_seconds)
 
     def done(self, rows: int, seconds: float) -> None:
+        """Report a batch of `rows` rows committed in `seconds`."""
         self._call("done", rows, seconds)
 
     def status(self) -> dict:

@@ -69,6 +69,7 @@ class Progress:
             metrics.errors(self.run_id, f"db_retry_{code}", count)
 
     def shard_failed(self) -> None:
+        """A shard failed (counted, and in the Ray metrics as reason "shard_failed")."""
         self.failed += 1
         metrics.errors(self.run_id, "shard_failed")
 
@@ -172,6 +173,7 @@ class Reporter:
                 return
 
     def start(self) -> Reporter:
+        """Start the reporting thread (when there is anything to show or publish). Returns self."""
         if self.publish is not None or self.lines or self.bar is not None:
             self.thread = threading.Thread(target=self._run, name="srb-progress", daemon=True)
             self.thread.start()

@@ -8,7 +8,9 @@
 2. a synthetic data set on the primary (cluster.scale; reused when the primary's score tables hold rows,
    with --osu-dir), replicated; the generator's users (testbed.livebench.add_load_users);
 3. a warm-up dry run (fills the SR cache, so both measured runs rate nothing and differ only in how they
-   read and write);
+   read and write); before every phase the bench waits until both servers have flushed their dirty pages
+   and purged their undo history (testbed.livebench.settle: a bulk load or a rollback leaves minutes of
+   both behind, which would be charged to whichever phase came next);
 4. three phases at the same submission rate R (testbed.livebench.LoadGenerator; the replica's lag by a
    heartbeat of the bench's own, testbed.livebench.LagProbe), and a fourth for diagnosis:
      none         no backfill, for --load-seconds;
@@ -43,8 +45,8 @@ from pathlib import Path
 from cluster import db
 from testbed import bench
 from cluster.errors import ConfigError
-from cluster.governor import DEFAULT_LIMITS
-from testbed.livebench import LagProbe, LoadGenerator, add_load_users, sample_users
+from cluster.governor import DEFAULT_LIMITS, WriteLimits
+from testbed.livebench import LagProbe, LoadGenerator, add_load_users, sample_users, settle
 from cluster.pipeline import BackfillConfig
 from testbed.replica_pair import ReplicaPair
 from cluster.rollback import rollback_run
@@ -69,6 +71,10 @@ def add_arguments(group) -> None:
     group.add_argument("--read-db", help="--live-load with --db: the primary's replica (default: a throwaway "
                        "MariaDB primary and replica on loopback)")
     group.add_argument("--batch-rows", type=int, default=1000, help="--live-load: the unthrottled run's batch rows")
+    group.add_argument("--max-write-rate", type=float, help="--live-load: the governed run's max-write-rate "
+                       "(default: unlimited, as sr-backfill run)")
+    group.add_argument("--chunk-time", type=float, help="--live-load: the governed run's chunk-time "
+                       f"(default {DEFAULT_LIMITS.chunk_time:g}, as sr-backfill run)")
     group.add_argument("--split-cpus", action="store_true", help="--live-load on one host: the servers and the load "
                        "generator on CPU 0, the backfill and its Ray on the others, as on separate machines (Linux)")
 
@@ -96,8 +102,10 @@ def _split_cpus() -> tuple[set[int], set[int]]:
 
 
 def _phase(name: str, url: str, probe: LagProbe, load: LoadGenerator, config: BackfillConfig | None,
-           seconds: float, say, cpus: set[int] | None = None) -> dict:
-    say(f"bench --live-load: phase {name}" + (f" ({seconds:.0f} s of load)" if config is None else ""))
+           seconds: float, say, cpus: set[int] | None = None, servers: list[str] | None = None) -> dict:
+    quiet = settle(servers or [url])
+    say(f"bench --live-load: phase {name}" + (f" ({seconds:.0f} s of load)" if config is None else "")
+        + f" (servers {'settled' if quiet['settled'] else 'NOT settled'} after {quiet['seconds']:.0f} s)")
     probe.reset()
     load.start()
     run = None
@@ -106,7 +114,7 @@ def _phase(name: str, url: str, probe: LagProbe, load: LoadGenerator, config: Ba
     else:
         run = bench.run_isolated(config, cpus)
     result = load.stop()
-    out = {"load": result.summary(), "max_lag_s": probe.peak(), "lag_unknown_probes": probe.unknown}
+    out = {"load": result.summary(), "max_lag_s": probe.peak(), "lag_unknown_probes": probe.unknown, "settle": quiet}
     if run is not None:
         governor = run.get("governor") or {}
         out["backfill"] = {"wall_s": run["seconds"]["total"], "grants_written": run["grants_written"],
@@ -154,6 +162,7 @@ def measure(args: argparse.Namespace, say=print) -> dict:
             load_users, targets = add_load_users(url, LOAD_USERS), sample_users(url, ACHIEVEMENT_USERS)
             _caught_up(pair, probe)
             result["scores"] = _score_rows(url)
+            servers = [url, replica_url]
             cache = work / "sr-cache"
             base = BackfillConfig(db_url=url, osu_location=str(osu_dir), workers=args.workers,
                                   shard_rows=args.shard_rows, engine=args.engine, progress=False,
@@ -165,16 +174,20 @@ def measure(args: argparse.Namespace, say=print) -> dict:
             def load() -> LoadGenerator:
                 return LoadGenerator(url, args.rate, load_users, targets)
 
-            phases = {"none": _phase("none", url, probe, load(), None, args.load_seconds, say)}
+            phases = {"none": _phase("none", url, probe, load(), None, args.load_seconds, say, None, servers)}
             dry = replace(base, out=work / "dry.parquet", run_id=f"live-dry-{tag}")
-            phases["dry"] = _phase("dry", url, probe, load(), dry, 0, say, backfill_cpus)
+            phases["dry"] = _phase("dry", url, probe, load(), dry, 0, say, backfill_cpus, servers)
             unthrottled = replace(base, apply=True, governed=False, read_url=None, write_batch_rows=args.batch_rows,
                                   run_id=f"live-unthrottled-{tag}")
-            phases["unthrottled"] = _phase("unthrottled", url, probe, load(), unthrottled, 0, say, backfill_cpus)
+            phases["unthrottled"] = _phase("unthrottled", url, probe, load(), unthrottled, 0, say, backfill_cpus, servers)
             _rollback(url, unthrottled.run_id, f"live-undo-{tag}")
             _caught_up(pair, probe)
-            governed = replace(base, apply=True, run_id=f"live-governed-{tag}")
-            phases["governed"] = _phase("governed", url, probe, load(), governed, 0, say, backfill_cpus)
+            limits = replace(DEFAULT_LIMITS, **{name: getattr(args, name) for name in ("max_write_rate", "chunk_time")
+                                                if getattr(args, name) is not None}).checked()
+            result["governed_limits"] = limits.to_dict()
+            governed = replace(base, apply=True, run_id=f"live-governed-{tag}", limits=limits)
+            phases["governed"] = _phase("governed", url, probe, load(), governed, 0, say, backfill_cpus, servers)
+            _rollback(url, governed.run_id, f"live-undo2-{tag}")  # the data as it was, for another bench
             result["phases"] = phases
             result["targets"] = _targets(phases)
         finally:
@@ -248,6 +261,7 @@ def format_table(r: dict) -> str:
     row("backfill write (s, driver)", lambda p: f"{p['backfill']['write_s']:.1f}" if "backfill" in p else "-")
     row("grants written", lambda p: f"{p['backfill']['grants_written']:,}" if "backfill" in p else "-")
     lines.append("  (dry: the backfill reading the replica and rating, writing nothing)")
+    lines.append(f"  governed limits: {WriteLimits(**r['governed_limits']).describe()}")
     held = phases["governed"]["backfill"]["held_seconds"]
     lines.append("  governed: held " + (", ".join(f"{k} {v:.1f} s" for k, v in held.items()) or "never")
                  + f"; batch sizes {phases['governed']['backfill']['batch_sizes']}")

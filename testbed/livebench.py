@@ -12,6 +12,9 @@ submission on the primary, and a lag probe on a replica.
   grants), so the load touches the rows and indexes the backfill writes without changing its grants.
 - `LagProbe(primary_url, replica_url)`: its own heartbeat row (srb_heartbeat, run id "livebench-probe")
   written every `interval` s on the primary and read back on the replica: the largest lag seen.
+- `settle(urls)`: wait until each server's InnoDB has flushed its dirty pages and purged its undo history
+  (a bulk load, a backfill or its rollback leave minutes of both behind), so that every phase starts
+  from a quiet server and the phases can be compared.
 """
 
 from __future__ import annotations
@@ -206,6 +209,46 @@ class LoadGenerator:
             thread.join(timeout=120)
         self.result.seconds = time.monotonic() - self.started
         return self.result
+
+
+SETTLE_DIRTY_SHARE = 0.02  # dirty pages at most this share of the data pages (or 200 pages)
+SETTLE_HISTORY = 2_000  # undo history list length at most this
+
+
+def _innodb_figures(url: str) -> tuple[int, int, int]:
+    """(dirty pages, data pages, history list length) of the server behind `url`."""
+    names = ("Innodb_buffer_pool_pages_dirty", "Innodb_buffer_pool_pages_data", "Innodb_history_list_length")
+    conn = _connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s)", names)
+            values = {name: int(value) for name, value in cur.fetchall()}
+    finally:
+        conn.close()
+    return tuple(values.get(name, 0) for name in names)
+
+
+def settle(urls: list[str], timeout: float = 180.0, steady_seconds: float = 10.0) -> dict:
+    """Wait until every server of `urls` is quiet: its undo history purged (at most SETTLE_HISTORY) and
+    its dirty pages flushed, down to SETTLE_DIRTY_SHARE of its data pages (or 200), or no longer falling
+    for `steady_seconds` (an idle MariaDB 10.11 stops flushing at a few percent). Returns {seconds,
+    settled, figures: per server (dirty, data, history) at the end}; never raises for a server that stays
+    busy (`settled` False after `timeout`)."""
+    started = time.monotonic()
+    lowest: list[tuple[int, float]] = [(1 << 62, started)] * len(urls)  # (fewest dirty pages, when)
+    while True:
+        figures = [_innodb_figures(url) for url in urls]
+        now = time.monotonic()
+        quiet = True
+        for position, (dirty, data, history) in enumerate(figures):
+            if dirty < lowest[position][0] * 0.99:
+                lowest[position] = (dirty, now)
+            flushed = dirty <= max(200, SETTLE_DIRTY_SHARE * data) or now - lowest[position][1] >= steady_seconds
+            quiet = quiet and flushed and history <= SETTLE_HISTORY
+        waited = now - started
+        if quiet or waited > timeout:
+            return {"seconds": round(waited, 1), "settled": quiet, "figures": [list(f) for f in figures]}
+        time.sleep(1.0)
 
 
 class LagProbe:

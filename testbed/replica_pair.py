@@ -122,7 +122,8 @@ class ReplicaPair:
                 time.sleep(0.1)
 
     def start(self) -> ReplicaPair:
-        """Install (once), start both servers and the replication. Returns self."""
+        """Install (once), start both servers and the replication. Returns self. A pair whose data
+        directories exist under `base` (a kept one) starts on them again, on new ports."""
         self.base.mkdir(parents=True, exist_ok=True)
         self._install()
         self._launch(self.primary, 1)
@@ -130,6 +131,7 @@ class ReplicaPair:
         try:
             self._wait_up(self.primary)
             self._wait_up(self.replica)
+            self.replica.query("STOP SLAVE")  # a restarted pair (kept data directories) follows the new port
             self.replica.query(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={self.primary.port}, "
                                "MASTER_USER='root', MASTER_USE_GTID=slave_pos")
             self.replica.query("START SLAVE")
