@@ -91,12 +91,7 @@ NO_SUCH_TABLE = 1146  # a published status older than this, with the run's lock 
 def ensure_tables(engine: sa.Engine) -> None:
     """Create the missing srb_heartbeat, srb_control and srb_run_status tables (idempotent; safe when two
     processes race)."""
-    try:
-        metadata.create_all(engine, checkfirst=True)
-    except sa.exc.OperationalError as exc:
-        if db.error_code(exc) != 1050:  # another process created one first
-            raise
-        metadata.create_all(engine, checkfirst=True)
+    db.create_tables(engine, metadata)
 
 
 def autocommit_engine(url: str) -> sa.Engine:

@@ -228,6 +228,17 @@ class Database:
 # ------------------------------------------------------------------------------------------------
 
 
+def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """Create the tables of `metadata` that are missing (idempotent; safe when two processes race: a
+    "table exists" error (MySQL 1050) from the other process's CREATE is answered by checking again)."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except sa.exc.OperationalError as exc:
+        if error_code(exc) != 1050:  # another process created one first
+            raise
+        metadata.create_all(engine, checkfirst=True)
+
+
 def table_names(engine: sa.Engine) -> set[str]:
     """Names of the tables in the database."""
     return set(sa.inspect(engine).get_table_names())

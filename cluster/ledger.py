@@ -162,12 +162,7 @@ def now() -> int:
 
 def ensure_tables(engine: sa.Engine) -> None:
     """Create the srb_ tables that are missing (idempotent; safe when two processes race)."""
-    try:
-        metadata.create_all(engine, checkfirst=True)
-    except sa.exc.OperationalError as exc:
-        if db.error_code(exc) != 1050:  # another process created one first
-            raise
-        metadata.create_all(engine, checkfirst=True)
+    db.create_tables(engine, metadata)
 
 
 def has_tables(engine: sa.Engine) -> bool:
