@@ -18,12 +18,13 @@ mode, created_at: unix seconds).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
-from cluster import db, ledger
+from cluster import control, db, ledger
 from cluster.errors import ConsolidationNotVerified
+from cluster.governor import permitted
 from cluster.rollback import delete_recorded
 from cluster.schema import users_achievements
 
@@ -42,6 +43,8 @@ class ConsolidationSummary:
     already_present:  copies skipped because a mode 8 row appeared meanwhile
     verified:         whether every backed-up row has a mode 8 counterpart (None: not checked)
     deleted_mode7:    mode 7 rows deleted (`delete_mode7`)
+    governor:         an applied, governed consolidation's write governor at the end
+                      (WriteGovernor.status()), else {}
     """
 
     run_id: str | None
@@ -57,6 +60,7 @@ class ConsolidationSummary:
     verified: bool | None = None
     deleted_mode7: int = 0
     seconds: float = 0.0
+    governor: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +83,7 @@ def read_mode7(engine: sa.Engine) -> tuple[list[dict], set[tuple[int, int]]]:
         held8: set[tuple[int, int]] = set()
         for start in range(0, len(users), 1000):
             query = sa.select(table.c.user_id, table.c.achievement_id).where(
-                (table.c.mode == AUTOPILOT_MODE) & table.c.user_id.in_(users[start : start + 1000])
+                (table.c.mode == AUTOPILOT_MODE) & db.in_bounded(table.c.user_id, users[start : start + 1000])
             )
             held8 |= {(int(u), int(a)) for u, a in conn.execute(query)}
     return rows, held8
@@ -138,8 +142,14 @@ def consolidate_mode7(
     retry: db.RetryPolicy = db.DEFAULT_RETRY,
     log: db.RetryLog | None = None,
     url: str | None = None,
+    governance: control.Governance | None = None,
 ) -> ConsolidationSummary:
     """Preview (default) or apply the mode 7 -> 8 consolidation (see the module docstring).
+
+    With `governance`, every write transaction (backup, copy, delete) waits for a write governor's
+    permit, as a backfill run's writes do (cluster.control.governed; `sr-backfill control --run-id
+    RUN_ID` pauses it); the batches hold at most `batch_rows` rows. `url` (the primary, for the
+    governor's collectors) defaults to the engine's.
 
     Raises ConsolidationNotVerified (and deletes nothing) when `delete_mode7` finds a backed-up row
     without a mode 8 counterpart; RunStateError for a taken run id; DatabaseUnavailable when a batch
@@ -159,17 +169,18 @@ def consolidate_mode7(
     stamp = ledger.now()
     ledger.create_run(engine, ledger.RunRecord(run_id, "consolidate-mode7", "running", stamp, stamp,
                                                {"delete_mode7": delete_mode7}))
-    with ledger.run_lock(engine, run_id):
+    with ledger.run_lock(engine, run_id), control.governed(engine, run_id, governance, url) as governor:
         try:
             for number, start in enumerate(range(0, len(rows), batch_rows)):
-                part = rows[start : start + batch_rows]
-                db.retrying(lambda part=part: _backup(engine, run_id, part), f"back up mode 7 batch {number}", retry, log, url)
+                for part in permitted(rows[start : start + batch_rows], governor):
+                    db.retrying(lambda part=part: _backup(engine, run_id, part), f"back up mode 7 batch {number}",
+                                retry, log, url)
             with engine.connect() as conn:
                 summary.backed_up = conn.execute(
                     sa.select(sa.func.count()).select_from(ledger.mode7_backup).where(ledger.mode7_backup.c.run_id == run_id)
                 ).scalar()
             result = ledger.write_ledgered(engine, run_id, copies, source="mode7_copy", batch_rows=batch_rows,
-                                           retry=retry, log=log, url=url)
+                                           retry=retry, log=log, url=url, governor=governor)
             summary.copied = ledger.ledger_totals(engine, run_id)["insert"].get("mode7_copy", 0)
             summary.already_present = result.present
             if delete_mode7:
@@ -180,16 +191,20 @@ def consolidate_mode7(
                 kept = db.KeptConnection(engine)
                 try:
                     for number, start in enumerate(range(0, len(rows), batch_rows)):
-                        part = rows[start : start + batch_rows]
-                        db.retrying(lambda part=part: delete_recorded(kept, run_id, part, "mode7_delete"),
-                                    f"delete mode 7 batch {number}", retry, log, url)
+                        for part in permitted(rows[start : start + batch_rows], governor):
+                            db.retrying(lambda part=part: delete_recorded(kept, run_id, part, "mode7_delete"),
+                                        f"delete mode 7 batch {number}", retry, log, url)
                 finally:
                     kept.close()
                 summary.deleted_mode7 = ledger.ledger_totals(engine, run_id)["delete"].get("mode7_delete", 0)
         except BaseException:
             summary.seconds = round(time.perf_counter() - started, 3)
+            if governor is not None:
+                summary.governor = governor.status()
             ledger.update_run(engine, run_id, status="failed", summary=summary.to_dict())
             raise
+        if governor is not None:
+            summary.governor = governor.status()
         summary.seconds = round(time.perf_counter() - started, 3)
         ledger.update_run(engine, run_id, status="finished", summary=summary.to_dict())
     return summary

@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -44,7 +45,7 @@ from sqlalchemy.dialects import mysql
 
 from cluster import db, ledger
 from cluster.errors import RunStateError
-from cluster.governor import LIMIT_NAMES, WriteLimits, call
+from cluster.governor import LIMIT_NAMES, GovernorClient, Sources, WriteGovernor, WriteLimits, call
 
 metadata = MetaData()
 _MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -84,6 +85,7 @@ run_status = Table(
 )
 
 CONTROL_TABLES = tuple(t.name for t in metadata.sorted_tables)
+GOVERNED_COMMANDS = ("run", "rollback", "regrant-live", "consolidate-mode7")  # the run records whose writes a governor holds
 STALE_STATUS_SECONDS = 15.0
 NO_SUCH_TABLE = 1146  # a published status older than this, with the run's lock free: not running
 
@@ -252,10 +254,10 @@ def open_control(engine: sa.Engine, run_id: str, limits: WriteLimits, given: fro
 def change_control(engine: sa.Engine, run_id: str, *, paused: bool | None = None, **limits) -> WriteLimits:
     """Change a recorded run's control row: pause/resume (`paused`) and/or limits (WriteLimits fields in
     LIMIT_NAMES). Returns the stored limits. Raises RunStateError for a run that is not a recorded
-    backfill run, ValueError for a bad limit."""
+    governed run (GOVERNED_COMMANDS), ValueError for a bad limit."""
     record = ledger.load_run(engine, ledger.check_run_id(run_id))
-    if record is None or record.command != "run":
-        raise RunStateError(run_id, "no such backfill run in this database")
+    if record is None or record.command not in GOVERNED_COMMANDS:
+        raise RunStateError(run_id, "no such backfill run, rollback, regrant or consolidation in this database")
     unknown = set(limits) - set(LIMIT_NAMES)
     if unknown:
         raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
@@ -307,10 +309,11 @@ def read_status(engine: sa.Engine, run_id: str) -> tuple[int, dict] | None:
 def describe_run(engine: sa.Engine, run_id: str) -> dict:
     """Everything `sr-backfill control status` shows about run `run_id`: its record's status, whether a
     process holds its lock (`running`), its control row's limits, the last published status and its age
-    in seconds, and its shards done / planned. Raises RunStateError for an unknown run."""
+    in seconds, and its shards done / planned (0 for a rollback or a regrant). Raises RunStateError for
+    an unknown run."""
     record = ledger.load_run(engine, ledger.check_run_id(run_id))
-    if record is None or record.command != "run":
-        raise RunStateError(run_id, "no such backfill run in this database")
+    if record is None or record.command not in GOVERNED_COMMANDS:
+        raise RunStateError(run_id, "no such backfill run, rollback, regrant or consolidation in this database")
     published = read_status(engine, run_id)
     with engine.connect() as conn:
         counts = dict(conn.execute(
@@ -492,3 +495,38 @@ class Watch:
 def _load_control_on(conn: sa.Connection, run_id: str) -> WriteLimits | None:
     row = conn.execute(sa.select(control).where(control.c.run_id == run_id)).mappings().first()
     return None if row is None else _limits_of(row)
+
+
+@dataclass(frozen=True)
+class Governance:
+    """How a one-process writer outside a backfill run (an applied rollback, the mode 7 consolidation) is
+    governed: the `limits` it starts under (stored in its control row, so that `sr-backfill control`
+    can pause it or change them), the names of those given on its command line (`given`), and the
+    `replica_urls` whose lag holds it (cluster.control.Watch)."""
+
+    limits: WriteLimits
+    given: frozenset[str] = frozenset()
+    replica_urls: tuple[str, ...] = ()
+
+
+@contextmanager
+def governed(engine: sa.Engine, run_id: str, governance: Governance | None,
+             primary_url: str | None = None) -> Iterator[GovernorClient | None]:
+    """While the block runs, a write governor for run `run_id`'s writes from this process: a local
+    WriteGovernor fed by a Watch (the heartbeat on the primary, `primary_url` or the engine's, read back
+    on each lag replica; the primary's Threads_running on MySQL/MariaDB; the run's control row). Yields
+    its GovernorClient: ask `permit(rows)` before each write transaction and report `done(rows,
+    seconds)` after it; yields None without `governance` (ungoverned writes). The control row is opened
+    as a new run's (`open_control`). The same limits and collectors as a backfill run's (docs/LIVE.md),
+    in one process instead of a Ray actor."""
+    if governance is None:
+        yield None
+        return
+    primary_url = primary_url or engine.url.render_as_string(hide_password=False)
+    limits, _ = open_control(engine, run_id, governance.limits, governance.given, resume=False)
+    mysql_like = engine.dialect.name in ("mysql", "mariadb")
+    sources = Sources(tuple(replica_name(url) for url in governance.replica_urls), threads_running=mysql_like)
+    governor = WriteGovernor(limits, sources, run_id, need_limits=True)
+    settings = WatchSettings(run_id, primary_url, tuple(governance.replica_urls), threads_running=mysql_like)
+    with Watch(settings, governor):
+        yield GovernorClient(governor)

@@ -467,8 +467,26 @@ class GovernorClient:
         return self._call("status")
 
 
+def permitted(rows: list, governor: GovernorClient | None):
+    """`rows` (a list) in the parts a write governor (GovernorClient) permits, one part a write
+    transaction: each part is yielded after its permit and reported `done`, with the seconds until the
+    caller asks for the next, when it does (all of `rows` at once without a governor). For writers that
+    are not ledgered inserts (cluster.ledger.write_ledgered asks the governor itself): rollback deletes
+    and restores, the mode 7 backup and deletes."""
+    if governor is None:
+        yield rows
+        return
+    start = 0
+    while start < len(rows):
+        size = governor.permit(len(rows) - start)
+        began = time.perf_counter()
+        yield rows[start : start + size]
+        governor.done(min(size, len(rows) - start), time.perf_counter() - began)
+        start += size
+
+
 __all__ = [
     "DEFAULT_LIMITS", "GovernorActor", "GovernorClient", "HOLD_REASONS", "LIMIT_NAMES", "MAX_BATCH_ROWS",
     "MIN_BATCH_ROWS", "Permit", "Sources", "Window", "WriteGovernor", "WriteLimits", "call", "format_seconds",
-    "parse_limit",
+    "parse_limit", "permitted",
 ]

@@ -26,7 +26,6 @@ Times are unix seconds (UTC). Nothing here updates or deletes a users_achievemen
 from __future__ import annotations
 
 import hashlib
-
 import json
 import re
 import secrets
@@ -384,15 +383,21 @@ class RunLock:
     `wait_timeout` seconds: a thread pings the lock's connection every `interval` seconds (a quarter of
     its wait_timeout, at most a minute), asking whether it still holds the lock. `check(conn)`, called
     inside a write transaction just before it commits, raises RunLockLost unless the lock's holder is
-    still this connection (IS_USED_LOCK = its connection id): a lock freed by a killed or timed-out
-    connection, or taken since by another session, stops the run before it writes again. On SQLite
-    (one writer at a time anyway) there is no lock and `check` does nothing.
+    still this holding of it: a lock freed by a killed or timed-out connection, or taken since by another
+    session, stops the run before it writes again. On SQLite (one writer at a time anyway) there is no
+    lock and `check` does nothing.
+
+    A connection id alone does not name a holding: ids start again from 1 when the server restarts, so a
+    resumed run's driver can hold the lock under the id the lost one had. The same connection therefore
+    also takes a second named lock, `session_name` (the run lock's name and a random suffix, never taken
+    twice), and a holding is "the session that holds `session_name` holds the run lock".
     """
 
     def __init__(self, run_id: str, name: str | None = None, conn: sa.Connection | None = None) -> None:
         self.run_id = run_id
         self.name = name
         self.connection_id: int | None = None
+        self.session_name: str | None = None
         self.interval = 60.0
         self.lost: str | None = None  # why the keep-alive found the lock gone (None: held as far as it knows)
         self._conn = conn
@@ -404,6 +409,9 @@ class RunLock:
         got = conn.execute(sa.select(sa.func.get_lock(self.name, 0))).scalar()
         if got != 1:
             raise RunStateError(self.run_id, "another process is working on this run")
+        self.session_name = f"{self.name}:{secrets.token_hex(8)}"  # at most 61 characters of the 64
+        if conn.execute(sa.select(sa.func.get_lock(self.session_name, 0))).scalar() != 1:
+            raise RunStateError(self.run_id, f"could not take the session lock {self.session_name}")
         self.connection_id, wait_timeout = conn.execute(sa.text("SELECT CONNECTION_ID(), @@SESSION.wait_timeout")).one()
         self.interval = max(0.2, min(60.0, float(wait_timeout) / 4))
         conn.rollback()  # end the read's transaction: the connection idles outside one
@@ -434,7 +442,7 @@ class RunLock:
 
     def token(self) -> LockToken:
         """What another process of the run (a writer actor) needs to check this lock: see LockToken."""
-        return LockToken(self.run_id, self.name, self.connection_id)
+        return LockToken(self.run_id, self.name, self.connection_id, self.session_name)
 
     def _release(self) -> None:
         self._stop.set()
@@ -443,7 +451,7 @@ class RunLock:
             if self._thread.is_alive():  # a ping hangs (a dead network): the lock ends with the process
                 return
         try:
-            self._conn.execute(sa.select(sa.func.release_lock(self.name)))
+            self._conn.execute(sa.select(sa.func.release_lock(self.session_name), sa.func.release_lock(self.name)))
         except sa.exc.DBAPIError:
             pass  # the connection is gone, and the lock with it
         self._conn.close()
@@ -451,23 +459,26 @@ class RunLock:
 
 @dataclass(frozen=True, slots=True)
 class LockToken:
-    """A run's lock as its writer actors check it (picklable: no connection): the lock's `name` and the
-    connection id of the driver's session that holds it (None: SQLite, no lock). `check(conn)`, inside a
-    write transaction just before its commit, raises RunLockLost unless that session still holds the
-    lock: a writer whose driver died, or whose run was taken over by a resumed process, writes nothing
-    more."""
+    """A run's lock as its writer actors check it (picklable: no connection): the lock's `name`, the
+    connection id of the driver's session that holds it (for messages) and that session's own lock,
+    `session_name` (see RunLock); `name` None: SQLite, no lock. `check(conn)`, inside a write
+    transaction just before its commit, raises RunLockLost unless that session still holds the run lock:
+    a writer whose driver died, or whose run was taken over by a resumed process (also one whose
+    session got the same connection id after a server restart), writes nothing more."""
 
     run_id: str
     name: str | None = None
     connection_id: int | None = None
+    session_name: str | None = None
 
     def check(self, conn: sa.Connection) -> None:
         if self.name is None:
             return
-        holder = conn.execute(sa.select(sa.func.is_used_lock(self.name))).scalar()
+        holder, session = conn.execute(
+            sa.select(sa.func.is_used_lock(self.name), sa.func.is_used_lock(self.session_name))).one()
         if holder is None:
             raise RunLockLost(self.run_id, "nobody holds it: its connection was closed or killed")
-        if int(holder) != self.connection_id:
+        if session is None or int(holder) != int(session):
             raise RunLockLost(self.run_id, f"another session (connection {int(holder)}) holds it")
 
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 import sqlalchemy as sa
 
-from cluster import db, ledger
+from cluster import control, db, ledger
 from cluster.errors import ConfigError, RunStateError
 from cluster.schema import SCORE_TABLES, TABLES_BY_NAME
 from cluster.workers import narrow_sr_keys
@@ -190,10 +190,13 @@ def regrant_live(
     retry: db.RetryPolicy = db.DEFAULT_RETRY,
     log: db.RetryLog | None = None,
     url: str | None = None,
+    governance: control.Governance | None = None,
 ) -> tuple[RegrantSummary, list[dict]]:
     """Evaluate (`live_grants`) and, with `apply`, write the live grants of the `affected` keys as run
     `regrant_id` (a fresh id by default; command "regrant-live", ledger source "live_regrant", its
-    settings `context`). Returns the summary and the grants. Raises RunStateError for a taken id."""
+    settings `context`). With `governance` (cluster.control.Governance) the writes wait for a write
+    governor's permits (cluster.control.governed, on `url` or the engine's). Returns the summary and the
+    grants. Raises RunStateError for a taken id."""
     grants = live_grants(engine, affected, since, rater)
     summary = RegrantSummary(None, apply, since, affected=len({tuple(int(r[k]) for k in KEY) for r in affected}),
                              met=len(grants))
@@ -207,11 +210,11 @@ def regrant_live(
     ledger.create_run(engine, ledger.RunRecord(regrant_id, COMMAND, "running", stamp, stamp,
                                                {"since": since, "engine": rater.engine_name, **(context or {})},
                                                (context or {}).get("rollback_id")))
-    with ledger.run_lock(engine, regrant_id):
+    with ledger.run_lock(engine, regrant_id), control.governed(engine, regrant_id, governance, url) as governor:
         try:
             rows = [{**g, "source": SOURCE} for g in grants]
             result = ledger.write_ledgered(engine, regrant_id, rows, source=SOURCE, batch_rows=batch_rows,
-                                           retry=retry, log=log, url=url)
+                                           retry=retry, log=log, url=url, governor=governor)
         except BaseException:
             ledger.update_run(engine, regrant_id, status="failed", summary=summary.to_dict())
             raise

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
-from cluster import db, ledger, regrant
+from cluster import control, db, ledger, regrant
 from cluster.errors import RunStateError
+from cluster.governor import GovernorClient, permitted
 from cluster.schema import SCORE_TABLES, users_achievements
 
 ROW = ledger.LEDGER_ROW  # ua_id, user_id, achievement_id, mode, created_at
@@ -55,6 +56,8 @@ class RollbackSummary:
                      are in `live_rows` (not part of `to_dict`), with live_scores, first_live_score_at and,
                      when live grants were evaluated, regrant_created_at / regrant_score_id
     regrant:         what granting them again found and did (cluster.regrant.RegrantSummary), or None
+    governor:        an applied, governed rollback's write governor at the end (WriteGovernor.status():
+                     limits, held_seconds by reason, lag and Threads_running figures, batch sizes), else {}
     """
 
     target_run_id: str
@@ -76,6 +79,7 @@ class RollbackSummary:
     live_since: int = 0
     live_affected: int = 0
     regrant: dict | None = None
+    governor: dict = field(default_factory=dict)
     live_rows: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -111,7 +115,7 @@ def _current_by_id(conn: sa.Connection, ids: list[int], lock: bool = False) -> d
     out: dict[int, tuple[int, ...]] = {}
     for part in _chunks(ids, 1000):
         query = sa.select(table.c.id, table.c.user_id, table.c.achievement_id, table.c.mode, table.c.created_at).where(
-            table.c.id.in_(part)
+            db.in_bounded(table.c.id, part)
         )
         if lock:
             query = query.with_for_update()
@@ -136,14 +140,15 @@ def _classify_inserted(kept: db.KeptConnection, rows: list[dict], summary: Rollb
     ids = [int(r["ua_id"]) for r in rows]
     with kept.use() as conn, conn.begin():
         current = _current_by_id(conn, ids)
+        missing = [i for i in ids if i not in current]
         undone = {
             int(i) for (i,) in conn.execute(
                 sa.select(ledger.ledger.c.ua_id).where(
                     (ledger.ledger.c.action == "delete") & (ledger.ledger.c.source == "rollback_delete")
-                    & ledger.ledger.c.ua_id.in_(ids)
+                    & db.in_bounded(ledger.ledger.c.ua_id, missing)
                 )
             )
-        }
+        } if missing else set()
     keep = []
     for r in rows:
         now = current.get(int(r["ua_id"]))
@@ -243,8 +248,15 @@ def rollback_run(
     log: db.RetryLog | None = None,
     url: str | None = None,
     live: LiveRegrant | None = None,
+    governance: control.Governance | None = None,
 ) -> RollbackSummary:
     """Preview (default) or apply the rollback of run `target_run_id` (see the module docstring).
+
+    With `governance`, an applied rollback's deletes and restores (and the regrant's writes) wait for a
+    write governor's permits, as a backfill run's writes do (cluster.control.governed: replica lag,
+    Threads_running, window, rate cap, pause; `sr-backfill control --run-id ROLLBACK_ID`); the batch
+    sizes are the governor's, at most `batch_rows`. `url` (the primary, for the governor's collectors)
+    defaults to the engine's.
 
     With `live`, the live-affected rows are granted again as the live server would have
     (cluster.regrant): evaluated only in a preview, written as a run of their own when applied (the rows
@@ -278,13 +290,21 @@ def rollback_run(
         stamp = ledger.now()
         ledger.create_run(engine, ledger.RunRecord(rollback_id, "rollback", "running", stamp, stamp,
                                                    {"target_run_id": target_run_id}, target_run_id))
-    with ledger.run_lock(engine, rollback_id) if apply else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        governor = None
+        if apply:
+            stack.enter_context(ledger.run_lock(engine, rollback_id))
+            governor = stack.enter_context(control.governed(engine, rollback_id, governance, url))
         try:
-            _undo(engine, target_run_id, summary, apply, batch_rows, retry, log, url, live_scores)
+            _undo(engine, target_run_id, summary, apply, batch_rows, retry, log, url, live_scores, governor)
         except BaseException:
             if apply:
+                if governor is not None:
+                    summary.governor = governor.status()
                 ledger.update_run(engine, summary.rollback_id, status="failed", summary=summary.to_dict())
             raise
+        if governor is not None:
+            summary.governor = governor.status()
         if apply:
             # Exact figures come from the ledger: a batch whose commit was lost in transit and then
             # redone finds its rows already undone.
@@ -296,14 +316,14 @@ def rollback_run(
             ledger.update_run(engine, target_run_id, status="rolled_back")
             ledger.update_run(engine, summary.rollback_id, status="finished", summary=summary.to_dict())
     if live is not None:
-        _regrant(engine, target, summary, live, live_scores, apply, batch_rows, retry, log, url)
+        _regrant(engine, target, summary, live, live_scores, apply, batch_rows, retry, log, url, governance)
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 
 
 def _regrant(engine: sa.Engine, target: ledger.RunRecord, summary: RollbackSummary, live: LiveRegrant,
              live_scores, apply: bool, batch_rows: int, retry: db.RetryPolicy, log: db.RetryLog | None,
-             url: str | None) -> None:
+             url: str | None, governance: control.Governance | None = None) -> None:
     """Evaluate (preview) or write (applied) the live grants of the rows the rollback deletes."""
     rater = regrant.LiveRater(live.osu_location or target.config.get("osu_location"),
                               live.engine_name or target.config.get("engine") or regrant.DEFAULT_ENGINE)
@@ -314,7 +334,7 @@ def _regrant(engine: sa.Engine, target: ledger.RunRecord, summary: RollbackSumma
     context = {"rollback_id": summary.rollback_id, "target_run_id": target.run_id}
     result, grants = regrant.regrant_live(engine, affected, target.started_at, rater, apply=apply,
                                           regrant_id=live.regrant_id, context=context, batch_rows=batch_rows,
-                                          retry=retry, log=log, url=url)
+                                          retry=retry, log=log, url=url, governance=governance)
     summary.regrant = result.to_dict()
     granted = {(g["user_id"], g["achievement_id"], g["mode"]): g for g in grants}
     for row in summary.live_rows:
@@ -326,11 +346,12 @@ def _regrant(engine: sa.Engine, target: ledger.RunRecord, summary: RollbackSumma
 def _undo(
     engine: sa.Engine, target_run_id: str, summary: RollbackSummary, apply: bool, batch_rows: int,
     retry: db.RetryPolicy, log: db.RetryLog | None, url: str | None, live_scores,
+    governor: GovernorClient | None = None,
 ) -> None:
     """Undo (or, for a preview, only classify) the target's ledger chunk by chunk: classify read-only,
-    then undo each chunk in one transaction that checks every row again under a lock. The rows to
-    delete that are live-affected (`live_scores`: cluster.regrant.live_scores_since) are counted and
-    listed."""
+    then undo each chunk in transactions that check every row again under a lock (one a chunk, or one
+    a governor's permit). The rows to delete that are live-affected (`live_scores`:
+    cluster.regrant.live_scores_since) are counted and listed."""
     rollback_id = summary.rollback_id
     kept = db.KeptConnection(engine)  # one connection for every chunk (a new one after an error)
     try:
@@ -342,14 +363,16 @@ def _undo(
             summary.live_affected += len(affected)
             summary.live_rows += affected
             if apply and keep:
-                db.retrying(lambda keep=keep: delete_recorded(kept, rollback_id, keep, "rollback_delete"),
-                            f"rollback delete batch {number}", retry, log, url)
+                for part in permitted(keep, governor):
+                    db.retrying(lambda part=part: delete_recorded(kept, rollback_id, part, "rollback_delete"),
+                                f"rollback delete batch {number}", retry, log, url)
         for number, chunk in enumerate(ledger.iter_ledger(engine, target_run_id, "delete", batch_rows)):
             keep = db.retrying(lambda chunk=chunk: _classify_deleted(kept, chunk, summary),
                                f"read restore batch {number}", retry, log, url)
             summary.to_restore += len(keep)
             if apply and keep:
-                db.retrying(lambda keep=keep: _restore(kept, rollback_id, keep),
-                            f"rollback restore batch {number}", retry, log, url)
+                for part in permitted(keep, governor):
+                    db.retrying(lambda part=part: _restore(kept, rollback_id, part),
+                                f"rollback restore batch {number}", retry, log, url)
     finally:
         kept.close()

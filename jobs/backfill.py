@@ -10,19 +10,17 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cluster.governor import DEFAULT_LIMITS, LIMIT_NAMES, WriteLimits
 from cluster.ledger import check_run_id, new_run_id
 from cluster.pipeline import READ_MODES, BackfillConfig, run_backfill
 from cluster.schema import SCORE_TABLES
 from cluster.scope import TIERS, Scope, achievement_ids_for
 from conditions.catalogue import describe_never_granted, load_catalogue
-from jobs.options import add_retry_options, retry_policy
+from jobs.options import add_governor_options, add_retry_options, lag_replicas_from, limits_from, retry_policy
 from jobs.report import format_summary, report_paths, write_run_report
 from sr.engines import DEFAULT_ENGINE
 
 DB_ENV = "SR_BACKFILL_DB"
 READ_DB_ENV = "SR_BACKFILL_READ_DB"
-LAG_REPLICAS_ENV = "SR_BACKFILL_LAG_REPLICAS"
 CACHE_ENV = "SR_BACKFILL_CACHE"
 REPORTS_ENV = "SR_BACKFILL_REPORTS"
 
@@ -106,19 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"a replica for the bulk reads (plan counts, scans, per-user reads, lookups); "
                       f"what users already hold, the writes, ledger, locks and progress stay on --db "
                       f"(default: ${READ_DB_ENV}, else --db)")
-    live.add_argument("--lag-replica", action="append", metavar="URL", help="a replica whose lag (by heartbeat) "
-                      f"holds the writes (repeatable; default: ${LAG_REPLICAS_ENV}, space-separated, else "
-                      "--read-db when it differs from --db)")
-    live.add_argument("--max-lag", type=float, metavar="S", help=f"hold writes while a lag replica is more than S "
-                      f"seconds behind (default {DEFAULT_LIMITS.max_lag:g})")
-    live.add_argument("--max-threads-running", type=int, metavar="N", help="hold writes while the primary's "
-                      f"Threads_running is above N (default {DEFAULT_LIMITS.max_threads_running})")
-    live.add_argument("--window", metavar="HH:MM-HH:MM", help="write only inside this daily UTC window (wraps "
-                      "past midnight, e.g. 22:00-06:00; default: any time)")
-    live.add_argument("--max-write-rate", type=float, metavar="N", help="at most N grants per second over the "
-                      "whole run (default: unlimited)")
-    live.add_argument("--chunk-time", type=float, metavar="S", help="adapt the batch size (100-5,000 rows) so "
-                      f"that one write transaction takes about S seconds (default {DEFAULT_LIMITS.chunk_time:g})")
+    add_governor_options(live, "--read-db when it differs from --db")
     live.add_argument("--progress-interval", type=float, default=10.0, metavar="S", help="seconds between progress "
                       "lines when there is no terminal (default 10)")
 
@@ -186,10 +172,8 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         raise SystemExit(f"sr-backfill run: {exc}") from None
     if args.user_ids_file and not scope.user_ids:
         raise SystemExit(f"sr-backfill run: {args.user_ids_file} lists no user ids")
-    limits, given = limits_from(args)
-    replicas = args.lag_replica
-    if replicas is None and os.environ.get(LAG_REPLICAS_ENV):
-        replicas = os.environ[LAG_REPLICAS_ENV].split()
+    limits, given = limits_from(args, "run")
+    replicas = lag_replicas_from(args)
     return BackfillConfig(
         db_url=args.db,
         osu_location=args.osu_dir,
@@ -223,18 +207,6 @@ def config_from(args: argparse.Namespace) -> BackfillConfig:
         limits_given=given,
         progress_interval=args.progress_interval,
     )
-
-
-def limits_from(args: argparse.Namespace) -> tuple[WriteLimits, frozenset[str]]:
-    """The write limits of `run` arguments (DEFAULT_LIMITS where not given) and the names given. Exits
-    with a usage error for a bad one."""
-    given = {name: getattr(args, name) for name in LIMIT_NAMES if getattr(args, name, None) is not None}
-    try:
-        limits = WriteLimits(**{**{name: getattr(DEFAULT_LIMITS, name) for name in LIMIT_NAMES}, **given},
-                             batch_rows=args.batch_rows).checked()
-    except ValueError as exc:
-        raise SystemExit(f"sr-backfill run: {exc}") from None
-    return limits, frozenset(given)
 
 
 def run(args: argparse.Namespace) -> int:

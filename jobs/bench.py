@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read", choices=READ_MODES, default="auto", help="the runs' read path (sr-backfill run --read)")
     parser.add_argument("--apply", action="store_true", help="also a cold applied run (SR cache emptied), timed against "
                         "the cold dry run, verified in its own process, then rolled back")
+    parser.add_argument("--writers", type=int, help="--apply: the applied run's writer actors (default: as "
+                        "sr-backfill run, one per node, at least 2)")
     parser.add_argument("--naive-scores", type=int, default=2000, help="scores rated the naive way (default 2,000)")
     parser.add_argument("--key-sample", type=int, default=3000, help="keys timed for the cost of one calculation")
     parser.add_argument("--nodes", help="comma-separated worker-node counts of a one-host Ray cluster, e.g. 1,2,4")
@@ -74,7 +76,7 @@ def settings_of(args: argparse.Namespace) -> BenchSettings:
         keep=args.keep, work_dir=args.work_dir, workers=args.workers, shard_rows=args.shard_rows,
         engine=args.engine, read=args.read, apply=args.apply, naive_scores=args.naive_scores,
         key_sample=args.key_sample, nodes=tuple(int(n) for n in args.nodes.split(",")) if args.nodes else (),
-        warm=not args.no_warm,
+        warm=not args.no_warm, writers=args.writers,
     )
 
 

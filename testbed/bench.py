@@ -79,10 +79,31 @@ def route_of(mode_vn: int, mods: int, native_mode: int) -> str:
 
 # --- isolated runs -------------------------------------------------------------------------------------
 
-def _run_in_child(config, cpus=None) -> dict:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process get SIGTERM when the process `parent_pid` that started it dies (Linux
+    prctl PR_SET_PDEATHSIG; elsewhere a no-op), and exit now if it is gone already.
+
+    A measured run works in a spawned child; without this, killing `sr-backfill bench` left the child
+    running its backfill (and writing, with `--apply`) until it finished. The Ray processes a child's
+    ray.init starts share its fate the same way (Ray's kernel fate sharing), so they stop with it."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _run_in_child(config, cpus=None, parent_pid: int | None = None) -> dict:
     # imported here, in the child: a clean driver process
     from cluster.pipeline import run_backfill
 
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     if cpus:
         os.sched_setaffinity(0, cpus)  # Ray's processes, started from here, inherit it
 
@@ -98,7 +119,7 @@ def run_isolated(config, cpus: set[int] | None = None) -> dict:
     its RunSummary as a dict, plus `process_wall_s` (seconds around the call in the child). `cpus`: the
     CPUs the run (and the Ray instance it starts) may use (Linux; None: any). Raises what the run raises."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_in_child, config, cpus).result()
+        return pool.submit(_run_in_child, config, cpus, os.getpid()).result()
 
 
 def own_peak_rss_mb() -> float:
@@ -116,9 +137,11 @@ def own_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _verify_in_child(db_url: str, run_id: str) -> dict:
+def _verify_in_child(db_url: str, run_id: str, parent_pid: int | None = None) -> dict:
     from cluster.verify import verify  # imported here, in the child: its peak RSS is verify's alone
 
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     started = time.perf_counter()
     engine = db.connect(db_url)
     try:
@@ -139,7 +162,7 @@ def verify_isolated(db_url: str, run_id: str) -> dict:
     seconds and peak RSS (MB, the process's own), the rows of users_achievements and of the ledger it
     examined, the grants it checked and the problems it found."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_verify_in_child, db_url, run_id).result()
+        return pool.submit(_verify_in_child, db_url, run_id, os.getpid()).result()
 
 
 def first_user(db_url: str) -> int | None:
@@ -409,7 +432,8 @@ class BenchSettings:
       throwaway database on $SRB_BENCH_MYSQL or DEFAULT_SERVER, dropped after); osu_dir: its .osu files;
     keep: keep the throwaway database and the work directory; work_dir: for the SR caches, grants
       files and temporary .osu files (None: a temporary directory, removed after);
-    workers, shard_rows, engine, read, apply: the runs' settings (sr-backfill run);
+    workers, shard_rows, engine, read, apply: the runs' settings (sr-backfill run); writers: the applied
+      run's writer actors (None: sr-backfill run's default, one per node, at least 2);
     naive_scores, key_sample: scores rated the naive way, keys timed for the floor;
     nodes: worker-node counts of one-host Ray clusters to run cold on; warm: re-run on the filled cache.
     """
@@ -431,6 +455,7 @@ class BenchSettings:
     key_sample: int = 3000
     nodes: tuple[int, ...] = ()
     warm: bool = True
+    writers: int | None = None
 
 
 def _server(url: str, statement: str) -> None:
@@ -590,7 +615,7 @@ def _cold_and_warm_runs(settings: BenchSettings, config: BackfillConfig, url: st
     result["cold"] = _run_figures(cold)
     result["apply"] = result["apply_over_dry"] = result["verify"] = None
     if settings.apply:
-        _applied_run(config, url, work, tag, result, say)
+        _applied_run(config, url, work, tag, result, say, settings.writers)
     if not settings.warm:
         result["warm"], result["warm_speedup"] = None, None
         return cold
@@ -602,7 +627,7 @@ def _cold_and_warm_runs(settings: BenchSettings, config: BackfillConfig, url: st
 
 
 def _applied_run(config: BackfillConfig, url: str, work: Path, tag: str, result: dict,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], writers: int | None = None) -> None:
     """The cold applied run (issue 14's figures), ungoverned: its wall against the cold dry run's, the
     grants it wrote and the write rate while writes were in flight; then verify it and roll it back."""
     cache = work / "sr-cache-apply"
@@ -610,7 +635,8 @@ def _applied_run(config: BackfillConfig, url: str, work: Path, tag: str, result:
     run_id = f"bench-apply-{tag}"
     say("bench: cold applied run (empty SR cache, writes ledgered)")
     # ungoverned: the writers' capacity (the governed rate beside live traffic is --live-load's measure)
-    applied = run_isolated(replace(config, apply=True, out=None, run_id=run_id, sr_cache=str(cache), governed=False))
+    applied = run_isolated(replace(config, apply=True, out=None, run_id=run_id, sr_cache=str(cache), governed=False,
+                                   writers=writers))
     figures = _run_figures(applied)
     writes = applied.get("writes") or {}
     figures.update(governed=False, writers=writes.get("writers", 0), write_batches=writes.get("batches", 0),

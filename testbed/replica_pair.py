@@ -17,62 +17,17 @@ servers are started with `--user=root`.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
 
-MARIADBD = os.environ.get("SRB_MARIADBD", "/usr/sbin/mariadbd")
-INSTALL_DB = os.environ.get("SRB_MARIADB_INSTALL_DB", "mariadb-install-db")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """One mariadbd of the pair: its name ("primary", "replica"), port, data directory and process."""
-
-    name: str
-    port: int
-    datadir: Path
-    process: subprocess.Popen | None = None
-
-    def connect(self, database: str | None = None, autocommit: bool = True) -> pymysql.Connection:
-        return pymysql.connect(host="127.0.0.1", port=self.port, user="root", database=database,
-                               autocommit=autocommit, connect_timeout=5)
-
-    def query(self, sql: str, database: str | None = None) -> list[tuple]:
-        """Run one statement (autocommit) and return its rows."""
-        conn = self.connect(database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
-
-    def url(self, database: str | None = None) -> str:
-        """The SQLAlchemy URL of this server (and `database`)."""
-        return f"mysql+pymysql://root@127.0.0.1:{self.port}" + (f"/{database}" if database else "")
-
-    def status(self, name: str) -> int:
-        """A global status counter (SHOW GLOBAL STATUS), e.g. Handler_read_rnd_next."""
-        rows = self.query(f"SHOW GLOBAL STATUS LIKE '{name}'")
-        return int(rows[0][1])
+from testbed.mariadb import LoopbackMariadb, install_data_directory
 
 
 class ReplicaPair:
-    """A MariaDB primary and one replica of it, on free loopback ports (see the module docstring).
+    """A MariaDB primary and one replica of it, on free loopback ports (see the module docstring); each a
+    testbed.mariadb.LoopbackMariadb (`primary`, `replica`: url, query, connect, status, restart).
 
     base: the directory for both data directories, sockets and logs. buffer_pool_mb: each server's InnoDB
     buffer pool. cpus: the CPUs both servers may use (Linux; None: any). Raises RuntimeError (with the
@@ -80,57 +35,26 @@ class ReplicaPair:
 
     def __init__(self, base: Path, buffer_pool_mb: int = 128, cpus: set[int] | None = None) -> None:
         self.base = Path(base)
-        self.buffer_pool_mb = buffer_pool_mb
-        self.cpus = cpus
-        self.primary = Server("primary", _free_port(), self.base / "primary")
-        self.replica = Server("replica", _free_port(), self.base / "replica")
+        self.primary, self.replica = (
+            LoopbackMariadb(name, self.base / name, _options(self.base / name, server_id), buffer_pool_mb, cpus)
+            for name, server_id in (("primary", 1), ("replica", 2))
+        )
 
     def _install(self) -> None:
         template = self.base / "template"
         if not template.exists():
-            subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={template}", "--auth-root-authentication-method=normal",
-                            "--skip-test-db", "--user=root"], check=True, capture_output=True, timeout=120)
+            install_data_directory(template)
         for server in (self.primary, self.replica):
-            if not server.datadir.exists():
-                shutil.copytree(template, server.datadir, symlinks=True)
-
-    def _launch(self, server: Server, server_id: int) -> None:
-        log = self.base / f"{server.name}.err"
-        server.process = subprocess.Popen(
-            [MARIADBD, "--no-defaults", "--user=root", f"--datadir={server.datadir}", f"--port={server.port}",
-             "--bind-address=127.0.0.1", f"--socket={self.base / server.name}.sock",
-             f"--pid-file={self.base / server.name}.pid", f"--server-id={server_id}",
-             f"--log-bin={server.datadir / 'binlog'}", "--binlog-format=ROW", "--skip-name-resolve",
-             f"--innodb-buffer-pool-size={self.buffer_pool_mb}M", "--innodb-log-file-size=64M",
-             "--max-connections=500", "--local-infile=1", f"--log-error={log}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        if self.cpus:
-            os.sched_setaffinity(server.process.pid, self.cpus)
-
-    def _wait_up(self, server: Server, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                server.connect().close()
-                return
-            except pymysql.err.OperationalError:
-                if server.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.base / f"{server.name}.err")
-                    text = log.read_text()[-3000:] if log.exists() else ""
-                    raise RuntimeError(f"the {server.name} mariadbd did not come up:\n{text}") from None
-                time.sleep(0.1)
+            server.install(template)
 
     def start(self) -> ReplicaPair:
         """Install (once), start both servers and the replication. Returns self. A pair whose data
         directories exist under `base` (a kept one) starts on them again, on new ports."""
         self.base.mkdir(parents=True, exist_ok=True)
         self._install()
-        self._launch(self.primary, 1)
-        self._launch(self.replica, 2)
         try:
-            self._wait_up(self.primary)
-            self._wait_up(self.replica)
+            self.primary.start()
+            self.replica.start()
             self.replica.query("STOP SLAVE")  # a restarted pair (kept data directories) follows the new port
             self.replica.query(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={self.primary.port}, "
                                "MASTER_USER='root', MASTER_USE_GTID=slave_pos")
@@ -180,16 +104,8 @@ class ReplicaPair:
 
     def stop(self) -> None:
         """Stop both servers (SIGTERM, then SIGKILL after 60 s), by the processes this object started."""
-        for server in (self.replica, self.primary):
-            process = server.process
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+        self.replica.stop()
+        self.primary.stop()
 
     def __enter__(self) -> ReplicaPair:
         return self.start()
@@ -209,3 +125,9 @@ def _gtid_reached(applied: str, target: str) -> bool:
 
     have = positions(applied)
     return all(have.get(domain, -1) >= sequence for domain, sequence in positions(target).items())
+
+
+def _options(datadir: Path, server_id: int) -> list[str]:
+    """mariadbd options of a pair's server: its id, the binary log in row format, room for the live load."""
+    return [f"--server-id={server_id}", f"--log-bin={datadir / 'binlog'}", "--binlog-format=ROW",
+            "--innodb-log-file-size=64M", "--max-connections=500", "--local-infile=1"]

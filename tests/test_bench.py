@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +17,7 @@ from cluster.pipeline import BackfillConfig
 from jobs import bench as bench_job
 from testbed import bench
 from testbed.scale import build_scaled_database
-from tests.conftest import MAPS, report_figure, throwaway_database
+from tests.conftest import MAPS, REPO, report_figure, throwaway_database
 
 FIELDS = ("scores", "wall_s", "floor_s", "scores_per_s", "unique_keys", "sr_calcs", "max_rss_mb", "warm_speedup",
           "naive_ratio", "stages", "wall_over_floor", "cold", "warm", "floor", "naive")
@@ -119,3 +125,49 @@ def test_bench_with_apply_measures_a_cold_applied_run_against_the_dry_run_and_ve
     report_figure(f"bench --apply at 3k scores: dry {cold['wall_s']:.1f} s, applied {applied['wall_s']:.1f} s "
                   f"(x{result['apply_over_dry']}), {applied['write_rows_per_s']:,} grants/s in flight; "
                   f"verify peak RSS {verify['peak_rss_mb']:.0f} MB")
+
+
+def _sleeps_as_a_measured_child(parent_pid: int, pid_file: str) -> None:
+    bench.die_with_parent(parent_pid)
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "Z" not in state.split()[1]
+
+
+def test_a_measured_child_stops_when_the_bench_process_is_killed(tmp_path):
+    """Killing `sr-backfill bench` (SIGKILL: no handler runs) must not leave its spawned child running
+    the backfill: the child gets SIGTERM from the kernel and exits."""
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from tests.test_bench import _sleeps_as_a_measured_child\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context('spawn'))\n"
+        f"    pool.submit(_sleeps_as_a_measured_child, os.getpid(), {str(pid_file)!r})\n"
+        "    time.sleep(120)\n")], cwd=REPO)
+    child = None
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None, "the child never started"
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the measured child outlived the bench process"
+    finally:
+        parent.kill()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)

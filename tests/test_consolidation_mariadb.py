@@ -95,3 +95,25 @@ def test_delete_refused_when_a_copy_is_missing(database, monkeypatch):
     assert caught.value.count == 3 and (10, 21) in caught.value.unverified
     assert rows(url) == START
     assert op.query(url, "SELECT status FROM srb_runs WHERE run_id = 'broken'") == [("failed",)]
+
+
+def test_consolidation_and_its_rollback_write_under_the_governors_limits(database, tmp_path, capsys):
+    """Both write beside live traffic as a run does: every transaction (backup, copy, delete; the
+    rollback's restores and deletes) waits for a permit of a write governor, here a rate cap of 2 rows a
+    second, so no transaction holds more than 2 rows and the cap held the writers."""
+    url = database
+    assert op.cli("consolidate-mode7", "--db", url, "--apply", "--delete-mode7", "--run-id", "capped",
+                  "--max-write-rate", "2", "--report", tmp_path / "capped.json") == 0
+    summary = json.loads((tmp_path / "capped.json").read_text())
+    assert (summary["backed_up"], summary["copied"], summary["deleted_mode7"]) == (4, 3, 4)
+    governor = summary["governor"]
+    assert governor["limits"]["max_write_rate"] == 2
+    assert governor["rows_written"] == 4 + 3 + 4 and governor["batches"] >= 2 + 2 + 2
+    assert governor["batch_sizes"]["max"] <= 2 and governor["held_seconds"]["max_write_rate"] > 0
+    assert "batch sizes (rows)" in capsys.readouterr().out
+
+    assert op.cli("rollback", "--db", url, "--run-id", "capped", "--apply", "--rollback-id", "uncapped",
+                  "--max-write-rate", "1", "--report", tmp_path / "rollback.json") == 0
+    assert rows(url) == START
+    governor = json.loads((tmp_path / "rollback.json").read_text())["governor"]
+    assert governor["rows_written"] == 3 + 4 and governor["batch_sizes"]["max"] == 1 and governor["batches"] == 7

@@ -30,7 +30,7 @@ def test_concurrent_writers_under_interleaved_autoinc_keep_an_exact_ledger():
     # are never first, first + 1, ...
     with own_mariadb("--innodb-autoinc-lock-mode=2", "--auto-increment-increment=3",
                      "--auto-increment-offset=2") as server:
-        url = f"{server}/test"
+        url = server.url("test")
         engine = db.connect(url)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").one() == (2, 3)

@@ -146,8 +146,11 @@ def test_rollback_previews_then_deletes_only_rows_still_as_inserted(tmp_path, ra
     assert op.query(url, "SELECT command, target_run_id FROM srb_runs WHERE run_id = 'undo1'") == [("rollback", "r1")]
 
     # again: nothing left to do; then undo the rollback: every deleted row comes back with its id
-    assert op.cli("rollback", "--db", url, "--run-id", "r1", "--apply", "--rollback-id", "undo2") == 0
+    assert op.cli("rollback", "--db", url, "--run-id", "r1", "--apply", "--rollback-id", "undo2",
+                  "--report", tmp_path / "again.json") == 0
     assert op.table_rows(url) == remaining and op.ledger_rows(url, "undo2") == []
+    again = json.loads((tmp_path / "again.json").read_text())  # gone: the rows undo1 deleted, and the replaced one
+    assert (again["to_delete"], again["missing"], again["already_undone"]) == (0, len(recorded) - 1, len(recorded) - 2)
     assert op.cli("rollback", "--db", url, "--run-id", "undo1", "--apply", "--rollback-id", "redo") == 0
     assert op.table_rows(url) == before
 

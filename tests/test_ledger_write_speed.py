@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from cluster import db, ledger
 from cluster.schema import create_production_schema, users_achievements
+from testbed import write_breakdown
 from tests.conftest import report_figure
 
 def _grants(count: int, first_user: int = 1) -> list[dict]:
@@ -87,5 +88,32 @@ def test_write_speed_figure(fresh_mariadb_url):
         _check_ledger(engine, "s", len(grants))
         report_figure(f"ledgered writes: {len(grants) / seconds:,.0f} grants/s (20k grants, 1k-row batches, "
                       f"into 50k rows, each with its ledger row)")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.db
+def test_the_batch_time_breakdown_times_every_part_of_the_write_path(fresh_mariadb_url):
+    """testbed.write_breakdown (docs/SCALING.md) writes through the run's write path and names where a
+    batch's time went: each part the path has took time, and the write inserted and ledgered every grant."""
+    figures = write_breakdown.one_pass(fresh_mariadb_url, 3000, 1200, 500, named=False, run_id="b")
+    assert figures["batches"] == 6
+    ms = figures["ms"]
+    assert set(ms) == set(write_breakdown.PARTS)
+    assert all(ms[part] > 0 for part in ("insert", "read_back", "ledger", "progress", "lock_check", "commit")), ms
+    assert ms["client"] > 0 and figures["client_cpu_ms"] > 0, figures
+    assert figures["row_value_in_ms"] > 0
+
+
+@pytest.mark.db
+def test_the_parallel_write_figure_writes_every_grant_once_ledgered(fresh_mariadb_url):
+    """The write-capacity figure's writers (separate processes, one run lock) write every grant given to
+    them, each with the ledger row naming its id."""
+    figures = write_breakdown.parallel_rate(fresh_mariadb_url, 2, 2000, 500, 300, run_id="p")
+    assert figures["writers"] == 2 and figures["grants_per_s"] > 0
+    engine = db.connect(fresh_mariadb_url)
+    try:
+        recorded = _check_ledger(engine, "p", 2000)
+        assert {r["shard"] for r in recorded} == {0, 1}
     finally:
         engine.dispose()

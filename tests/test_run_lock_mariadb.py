@@ -91,6 +91,30 @@ def test_a_lost_lock_stops_the_next_write_before_it_commits(fresh_mariadb_url):
         engine.dispose()
 
 
+def test_a_new_holding_under_the_old_connection_id_does_not_revive_a_lost_lock(fresh_mariadb_url):
+    """Connection ids start again from 1 when the server restarts, so a resumed driver can hold the run's
+    lock under the id the lost driver had: the lost driver's writers (its LockToken) must still be
+    refused. Simulated without a restart: the same connection releases the lock and takes it again."""
+    engine = db.connect(fresh_mariadb_url)
+    try:
+        with ledger.run_lock(engine, "reused") as lock:
+            stale = lock.token()
+            with engine.connect() as conn:
+                stale.check(conn)  # the holding it names: accepted
+            lock._conn.execute(sa.select(sa.func.release_lock(lock.session_name), sa.func.release_lock(lock.name)))
+            lock._acquire()  # a new holding, on the same connection: the same connection id
+            assert lock.connection_id == stale.connection_id and lock.session_name != stale.session_name
+            with engine.connect() as conn:
+                with pytest.raises(RunLockLost, match="another session"):
+                    stale.check(conn)
+                lock.token().check(conn)  # the new holding's writers go on
+        with engine.connect() as conn:
+            with pytest.raises(RunLockLost, match="nobody holds it"):
+                stale.check(conn)
+    finally:
+        engine.dispose()
+
+
 def ledger_set(url: str, run_id: str) -> Counter:
     return Counter(tuple(r[k] for k in LEDGER_KEY) for r in op.ledger_rows(url, run_id))
 
