@@ -38,7 +38,7 @@ import ray
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from cluster import control, credentials, db, ledger, software
+from cluster import actors, control, credentials, db, ledger, software
 from cluster.credentials import DatabaseRef
 from cluster.context import SKIP_SAMPLES_PER_REASON, BackfillConfig, RunContext
 from cluster.errors import ClusterError, DatabaseUnavailable, RunLockLost, ScanShort
@@ -77,7 +77,7 @@ class Tally:
     grants (120) would grant. stage: summed task seconds per stage. skipped / samples:
     scores skipped for bad data, by reason, and the SKIP_SAMPLES_PER_REASON smallest score ids of each.
     candidates: stats-only candidates; fallback_granted: those granted (--stats-fallback now).
-    failed_shards: {shard, error} (masked). writers: writer actors; grants_sent / write_batches: grants the
+    failed_shards: {shard, kind, error} (the exception's type, its masked message). writers: writer actors; grants_sent / write_batches: grants the
     writers were given, inserted and batches they committed; throttled: seconds writers waited for the governor,
     by reason. max_rss: the tasks' peak RSS (MB). walls: the driver's phase seconds (ray_start,
     scan_wall, rate_wall, evaluate_wall, shards; write: the seconds in which at least one write was in
@@ -168,19 +168,21 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     tally.workers, why = choose_workers(config.workers, int(ray.cluster_resources().get("CPU", 1)))
     print(f"workers: {tally.workers} raters ({why})", flush=True)
     settings = RaterSettings(config.osu_location, config.engine, config.sr_cache, config.fetch_missing, config.fetch_rate)
-    journal = RaterJournal.remote()
-    raters = [RaterActor.remote(settings, index, tally.workers, journal) for index in range(tally.workers)]
+    # the raters and writers restart on other nodes: they get the shared actors' names, not handles
+    journal, journal_name = actors.start_named(RaterJournal, "journal")
+    raters = [RaterActor.remote(settings, index, tally.workers, journal_name) for index in range(tally.workers)]
     sink = _FileSink(config.out) if config.out is not None else None
-    writers, shared, governor = [], contextlib.ExitStack(), None
+    writers, shared, governor, governor_name = [], contextlib.ExitStack(), None, None
     terminal = config.progress and sys.stderr.isatty()
     try:
-        governor = _start_governor(ctx) if ctx.apply and config.governed else None
+        if ctx.apply and config.governed:
+            governor, governor_name = _start_governor(ctx)
         # the workers read the URL on their side (cluster.credentials): it never travels in task arguments
         database = shared.enter_context(credentials.shared_with_workers(config.db_url))
         read_database = (shared.enter_context(credentials.shared_with_workers(config.read_url))
                          if config.read_url and config.read_url != config.db_url else None)
         if ctx.apply:
-            writers = _start_writers(ctx, tally, database, governor)
+            writers = _start_writers(ctx, tally, database, governor_name)
         waves = plan_waves(list(plan.pending), _wave_rows(config)) if plan.ranges else [list(plan.pending)]
         tally.scan_ranges, tally.waves = len(plan.ranges), len(waves)
         with tqdm(total=len(plan.pending), unit="shard", disable=not terminal, desc="shards") as bar, \
@@ -204,9 +206,9 @@ def execute_run(ctx: RunContext, plan: RunPlan) -> Tally:
     return tally
 
 
-def _start_writers(ctx: RunContext, tally: Tally, database: DatabaseRef, governor) -> list:
+def _start_writers(ctx: RunContext, tally: Tally, database: DatabaseRef, governor: str | None) -> list:
     """The applied run's writer actors (`--writers`, default one per node and at least 2), sharing the
-    run's write governor (a GovernorActor handle; None: an ungoverned run writes `--batch-rows` batches
+    run's write governor (the GovernorActor's name; None: an ungoverned run writes `--batch-rows` batches
     as fast as it can); `database` tells the writers where to find the URL (never the URL itself)."""
     config = ctx.config
     tally.writers = config.writers or default_writers()
@@ -483,7 +485,10 @@ class _Execution:
         """Count a shard whose task failed (or whose reads came short): nothing of it is written; an applied
         run marks it failed, and a resume evaluates it again."""
         message = self.ctx.db.mask(f"{type(exc).__name__}: {exc}")[-2000:]
-        self.tally.failed_shards.append({"shard": shard.index, "error": message[-500:]})
+        cause = getattr(exc, "cause", None) or exc  # a task's own exception, not Ray's wrapper and traceback
+        kind = type(cause).__name__
+        self.tally.failed_shards.append({"shard": shard.index, "kind": kind,
+                                         "error": self.ctx.db.mask(f"{kind}: {cause}")[:500]})
         self.track(shard, status="failed", error=message)
         self.progress.shard_failed()
         self.bar.update(1)
@@ -548,13 +553,14 @@ def _stats_only_grants(outcome: ShardOutcome, as_of: int, candidates: list[dict]
 # (cluster.governor decides, cluster.control collects, cluster.progress shows and publishes)
 
 
-def _start_governor(ctx: RunContext):
-    """The run's one GovernorActor (an applied, governed run): it starts under the limits of the run's
-    control row (cluster.prepare) and expects a lag figure from each lag replica and, on MySQL/MariaDB,
-    the primary's Threads_running; it holds writes until its collectors (`_live`) have reported."""
+def _start_governor(ctx: RunContext) -> tuple[object, str]:
+    """The run's one GovernorActor (an applied, governed run) and its name (cluster.actors.start_named,
+    for the writers): it starts under the limits of the run's control row (cluster.prepare) and expects
+    a lag figure from each lag replica and, on MySQL/MariaDB, the primary's Threads_running; it holds
+    writes until its collectors (`_live`) have reported."""
     sources = Sources(tuple(control.replica_name(url) for url in ctx.config.lag_replica_urls),
                       threads_running=ctx.db.dialect == "mysql")
-    return GovernorActor.remote(ctx.limits, sources, ctx.run_id, need_limits=True)
+    return actors.start_named(GovernorActor, "governor", ctx.limits, sources, ctx.run_id, need_limits=True)
 
 
 def _progress(ctx: RunContext, plan: RunPlan) -> Progress:

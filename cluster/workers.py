@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 import ray
 
-from cluster import db, metrics
+from cluster import actors, db, metrics
 from cluster.credentials import DatabaseRef
 from cluster.pauses import crash_point, pause_point
 from cluster.shards import ScanRange, Shard, shard_positions
@@ -145,18 +145,20 @@ class RaterActor:
     `queue(keys)` and `rate_queued()` rate a table scan's keys ahead of the shards that ask for them;
     `stats()` reports what the actor did (since its process last started).
 
-    `journal` (a RaterJournal, optional) makes crashes survivable key by key: see the module docstring.
+    `journal` (the name of the run's RaterJournal, cluster.actors.start_named; optional) makes crashes
+    survivable key by key: see the module docstring. A name, not a handle: a restart needs no argument
+    from the object store.
     A restarted rater starts with an empty queue and counters; the keys it was asked for are rated
     again when the shards ask (the retried calls).
     """
 
-    def __init__(self, settings: RaterSettings, index: int = 0, count: int = 1, journal=None) -> None:
+    def __init__(self, settings: RaterSettings, index: int = 0, count: int = 1, journal: str | None = None) -> None:
         fetcher = BeatmapFetcher(settings.fetch_template, rate=settings.fetch_rate) if settings.fetch_template else None
         self.store = OsuStore(settings.osu_location, fetcher)
         self.engine = engine_named(settings.engine)
         self.engine.warmup()
         self.index = index
-        self.journal = journal
+        self.journal = journal = actors.lookup(journal)
         self.known: dict[tuple[str, int, int], tuple] = {}
         self.cache = None
         if settings.cache_location:

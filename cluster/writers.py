@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import ray
 
-from cluster import db, ledger
+from cluster import actors, db, ledger
 from cluster.credentials import DatabaseRef
 from cluster.governor import GovernorClient
 from cluster.pauses import pause_point
@@ -73,11 +73,11 @@ class WriterActor:
     stage "writing". Returns a WriteOutcome; raises DatabaseUnavailable when a batch keeps failing.
     """
 
-    def __init__(self, settings: WriterSettings, governor=None) -> None:
+    def __init__(self, settings: WriterSettings, governor: str | None = None) -> None:
         self.settings = settings
         self.url = settings.database.resolve()
         self.database = db.Database(self.url, settings.retry)
-        self.governor = GovernorClient(governor) if governor is not None else None
+        self.governor = GovernorClient(actors.lookup(governor)) if governor is not None else None
 
     def write(self, shard: Shard, grants: pa.Table, extra: list[dict], update: ledger.ShardUpdate) -> WriteOutcome:
         started = time.perf_counter()
@@ -105,9 +105,11 @@ class WriterActor:
         return os.getpid()
 
 
-def start_writers(settings: WriterSettings, count: int, governor=None, env: dict | None = None) -> list:
-    """`count` writer actors spread across the cluster's nodes, sharing `governor` (a GovernorActor
-    handle, or None). `env`: environment variables for their processes (test-only pause points)."""
+def start_writers(settings: WriterSettings, count: int, governor: str | None = None, env: dict | None = None) -> list:
+    """`count` writer actors spread across the cluster's nodes, sharing `governor` (the name of the run's
+    GovernorActor, cluster.actors.start_named, or None: ungoverned). A name, not a handle, so that a
+    writer restarted on another node needs no argument from the object store. `env`: environment
+    variables for their processes (test-only pause points)."""
     options = {"scheduling_strategy": "SPREAD"}
     if env:
         options["runtime_env"] = {"env_vars": env}

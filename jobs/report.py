@@ -88,6 +88,7 @@ def format_summary(summary: dict) -> str:
         + (f"  (file: {summary['out']})" if summary["out"] else ""),
         "  database retries    "
         + (", ".join(f"error {code}: {n}" for code, n in (failures.get("retries") or {}).items()) or "none"),
+        *_failed_shard_lines(failures.get("failed_shards") or []),
         f"  readers (tables)    connectorx {reads.get('connectorx', 0):,}, sqlalchemy {reads.get('sqlalchemy', 0):,}"
         + ("; ConnectorX fallbacks: " + ", ".join(f"{reason}: {n:,}" for reason, n in reads["fallbacks"].items())
            if reads.get("fallbacks") else ""),
@@ -98,6 +99,22 @@ def format_summary(summary: dict) -> str:
         "  seconds             " + ", ".join(f"{stage} {value:.2f}" for stage, value in summary["seconds"].items()),
     ]
     return "\n".join(lines)
+
+
+def _failed_shard_lines(failed: list[dict]) -> list[str]:
+    """The failed shards (RunSummary.database_errors["failed_shards"]: {shard, kind, error}, masked) by error
+    type, and the first one's message: an operator sees why before opening the report."""
+    if not failed:
+        return []
+    kinds: dict[str, int] = {}
+    for item in failed:
+        kind = item.get("kind") or "unknown"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    first = failed[0]
+    message = " ".join(str(first.get("error", "")).split())
+    return ["  failed shards       " + ", ".join(f"{kind} {n:,}" for kind, n in sorted(kinds.items()))
+            + " (a resume runs them again)",
+            f"    first: shard {first.get('shard')}: {message[:300]}"]
 
 
 def _figures(figures: dict | None, unit: str = "") -> str:
@@ -116,19 +133,25 @@ def _live_lines(summary: dict) -> list[str]:
         lines.append(f"  reads from          {read['database']} (replica lag at start {lag}: {read.get('lag_source')})")
     governor = summary.get("governor") or {}
     if governor:
-        held = governor.get("held_seconds") or {}
-        lines += [
-            "  held (s, wall)      " + (", ".join(f"{reason} {seconds:,.1f}" for reason, seconds in held.items()
-                                                 if reason != "any")
-                                        + f" (any reason {held.get('any', 0):,.1f})" if held else "never"),
-            f"  replica lag (s)     {_figures(governor.get('lag_seconds'))}",
-            f"  Threads_running     {_figures(governor.get('threads_running_figures'))}",
-            f"  batch sizes (rows)  {_figures(governor.get('batch_sizes'))} over {governor.get('batches', 0):,} "
-            f"batches, {governor.get('write_seconds', 0):,.1f} s writing",
-        ]
+        lines += _governor_lines(governor)
     elif not summary.get("dry_run"):
         lines.append("  governor            none (ungoverned writes)")
     return lines
+
+
+def _governor_lines(governor: dict) -> list[str]:
+    """A write governor's status (WriteGovernor.status()): held seconds by reason, lag, Threads_running,
+    batch sizes."""
+    held = governor.get("held_seconds") or {}
+    return [
+        "  held (s, wall)      " + (", ".join(f"{reason} {seconds:,.1f}" for reason, seconds in held.items()
+                                             if reason != "any")
+                                    + f" (any reason {held.get('any', 0):,.1f})" if held else "never"),
+        f"  replica lag (s)     {_figures(governor.get('lag_seconds'))}",
+        f"  Threads_running     {_figures(governor.get('threads_running_figures'))}",
+        f"  batch sizes (rows)  {_figures(governor.get('batch_sizes'))} over {governor.get('batches', 0):,} "
+        f"batches, {governor.get('write_seconds', 0):,.1f} s writing",
+    ]
 
 
 def _never_granted(items: list[dict]) -> str:
@@ -243,6 +266,8 @@ def format_rollback(summary: dict) -> str:
     for sample in summary["samples"][:5]:
         lines.append(f"    e.g. row {sample['ua_id']} user {sample['user_id']} achievement {sample['achievement_id']} "
                      f"mode {sample['mode']}: {sample['why']}")
+    if summary.get("governor"):
+        lines += _governor_lines(summary["governor"])
     lines.append(f"  seconds             {summary['seconds']:.2f}")
     return "\n".join(lines)
 
@@ -264,6 +289,8 @@ def format_consolidation(summary: dict) -> str:
         if summary["delete_mode7"]:
             lines.append(f"  verified            {'yes' if summary['verified'] else 'NO'}; mode 7 rows deleted "
                          f"{summary['deleted_mode7']:,}")
+    if summary.get("governor"):
+        lines += _governor_lines(summary["governor"])
     lines.append(f"  seconds             {summary['seconds']:.2f}")
     return "\n".join(lines)
 

@@ -101,7 +101,8 @@ def test_a_failing_and_a_succeeding_run_leave_the_password_nowhere(tmp_path, sce
             outputs += [result.stdout, result.stderr]
             assert result.returncode == expected_code, result.stderr[-3000:]
             if user == bad:
-                assert "FAILED" in result.stdout  # its shards failed in the workers
+                assert "FAILED" in result.stdout  # its shards failed in the workers, and the summary says why
+                assert "failed shards       OperationalError 3" in result.stdout and "(1142, " in result.stdout
             else:
                 assert "***" in result.stdout and op.new_rows(url) == op.EXPECTED_ROWS
         sessions = list((ray_tmp / "ray").glob("session_2*"))
