@@ -8,9 +8,12 @@ asking the run's write governor (cluster.governor) for a permit before every bat
 hold for all writers together. The writer then marks the shard done.
 
 Exactness: a writer killed inside a transaction (or lost with its node) loses only that uncommitted
-batch. The actor restarts, and the driver hands the interrupted write to the next writer
-(cluster.execute), which skips the rows committed before (INSERT IGNORE; their ledger rows exist) and
-writes the rest; a driver killed while writers write
+batch. The actor restarts (on another node if its node is gone), and Ray sends it again every write
+it had been given (`max_task_retries=-1`), the interrupted one included: a write skips the rows
+committed before (INSERT IGNORE; their ledger rows exist) and writes the rest. Without those retries,
+writes sent to a writer whose node is lost but not yet declared dead fail at once with
+ActorUnavailableError, and under load a run could fail every shard in that window. Should a writer
+die for good, the driver hands its writes to the other writers (cluster.execute). A driver killed while writers write
 takes its writers with it, and a resume evaluates the unfinished shards again against what their users
 now hold. Either way the table and the ledger end as an uninterrupted run's.
 """
@@ -63,7 +66,7 @@ class WriteOutcome:
     waited: dict = field(default_factory=dict)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)  # a restarted writer is sent its writes again
 class WriterActor:
     """Writes shards' grants (see the module docstring); one write at a time, on one kept connection.
 
