@@ -401,8 +401,9 @@ def ray_cluster(nodes: int, cpus_per_node: int, object_store_mb: int = 512) -> I
 
 
 @contextlib.contextmanager
-def ray_cluster_nodes(nodes: int, cpus_per_node: int, object_store_mb: int = 512):
-    """Like `ray_cluster`, but yields the ray.cluster_utils.Cluster itself (fault tests remove nodes)."""
+def ray_cluster_nodes(nodes: int, cpus_per_node: int, object_store_mb: int = 512, resources: dict | None = None):
+    """Like `ray_cluster`, but yields the ray.cluster_utils.Cluster itself (fault tests remove nodes).
+    `resources`: custom resources of every node but the head (a test keeps an actor off the head)."""
     from ray.cluster_utils import Cluster
 
     head = {"num_cpus": 0, "gcs_server_port": free_ports(1)[0], "include_dashboard": False,
@@ -410,7 +411,8 @@ def ray_cluster_nodes(nodes: int, cpus_per_node: int, object_store_mb: int = 512
     cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
     try:
         for _ in range(nodes):
-            cluster.add_node(num_cpus=cpus_per_node, object_store_memory=object_store_mb << 20, **_node_ports())
+            cluster.add_node(num_cpus=cpus_per_node, object_store_memory=object_store_mb << 20, resources=resources or {},
+                             **_node_ports())
         cluster.wait_for_nodes()
         yield cluster
     finally:

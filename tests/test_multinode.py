@@ -7,6 +7,10 @@ scenario's expected ones.
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from cluster.pipeline import BackfillConfig
@@ -81,3 +85,94 @@ def test_a_node_lost_mid_write_on_a_three_node_cluster_ends_as_an_uninterrupted_
     assert op.new_rows(url) == op.EXPECTED_ROWS
     assert op.ledger_matches_table(url, "node-lost") == []
     assert len(op.ledger_rows(url, "node-lost")) == len(sc.EXPECTED_GRANTS)
+
+
+def _write_through_a_lost_node(address: str, url: str, node_id: str, marker: str, result: str) -> None:
+    """In a spawned process (the test's own Ray may be running): a writer placed on worker node `node_id`
+    (and off the head: it restarts on the other worker node)
+    writes 12 grants in 6-row batches, pausing inside its first transaction (the test then removes the
+    node); a second write is sent while the node is lost. Writes {"outcomes": [...]} or {"error": ...}
+    to the file `result`."""
+    import json
+
+    import pyarrow as pa
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from cluster import credentials, ledger
+    from cluster.shards import Shard
+    from cluster.writers import WriterActor, WriterSettings
+
+    ray.init(address=address, log_to_driver=False)
+    grants = [{"user_id": 1000 + n, "achievement_id": 1 + n % 3, "mode": n % 4, "created_at": 1_600_000_000 + n,
+               "score_id": 6148914691236517204 + n, "sr": 4.5, "playcount": None, "total_hits": None,
+               "source": "score"} for n in range(24)]
+    with credentials.shared_with_workers(url) as database:
+        writer = WriterActor.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True), resources={"worker_node": 0.01},
+            runtime_env={"env_vars": {"SRB_TEST_PAUSE_AT": "write:1", "SRB_TEST_PAUSE_FILE": marker}},
+        ).remote(WriterSettings(database, "lost-writer", batch_rows=6))
+        update = ledger.ShardUpdate(stage="writing")
+        first = writer.write.remote(Shard(0, 1000, 1011, 12), pa.Table.from_pylist(grants[:12]), [], update)
+        while not os.path.exists(f"{marker}.lost"):  # the test removes the node, then says so
+            time.sleep(0.05)
+        second = writer.write.remote(Shard(1, 1012, 1023, 12), pa.Table.from_pylist(grants[12:]), [], update)
+        try:
+            outcomes = ray.get([first, second], timeout=240)
+            text = {"outcomes": [[o.shard, o.inserted, o.present] for o in outcomes]}
+        except Exception as exc:  # the test asserts on it
+            text = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    with open(result, "w") as fh:
+        json.dump(text, fh)
+
+
+@pytest.mark.db
+@pytest.mark.ray
+def test_writes_given_to_a_writer_whose_node_is_lost_are_written_by_its_restart(fresh_mariadb_url, tmp_path):
+    """A writer's node lost while the writer is inside a transaction, and another write sent to it before
+    Ray has noticed: Ray restarts the writer on the other node and sends it both writes again
+    (max_task_retries), which end as if nothing had happened: every grant once, each with its ledger row.
+    Without those retries both writes fail at once (ActorUnavailableError / ActorDiedError), and a run
+    under load could fail every shard it sent in that window (CI, the test above)."""
+    import json
+    import multiprocessing
+
+    import sqlalchemy as sa
+
+    from cluster import ledger
+    from cluster.schema import create_production_schema, users_achievements
+    from tests import operations as op
+
+    url = fresh_mariadb_url
+    engine = sa.create_engine(url)
+    create_production_schema(engine)
+    ledger.ensure_tables(engine)
+    ledger.create_run(engine, ledger.RunRecord("lost-writer", "run", "running", 1, 1, {}))
+    marker, result = tmp_path / "paused", tmp_path / "result.json"
+    with bench.ray_cluster_nodes(nodes=2, cpus_per_node=1, object_store_mb=128, resources={"worker_node": 1}) as cluster:
+        doomed = sorted(cluster.worker_nodes, key=lambda n: n.unique_id)[0]
+        child = multiprocessing.get_context("spawn").Process(
+            target=_write_through_a_lost_node, args=(cluster.address, url, doomed.node_id, str(marker), str(result)))
+        child.start()
+        try:
+            deadline = time.monotonic() + 180
+            while not marker.exists():
+                assert child.is_alive() and time.monotonic() < deadline, "the writer did not pause"
+                time.sleep(0.05)
+            assert _node_of(int(Path(f"{marker}.pid").read_text()), cluster) is doomed
+            cluster.remove_node(doomed, allow_graceful=False)
+            Path(f"{marker}.lost").touch()
+            child.join(300)
+        finally:
+            if child.is_alive():
+                child.kill()
+            op.clear_pause(marker)
+    outcome = json.loads(result.read_text())
+    assert outcome == {"outcomes": [[0, 12, 0], [1, 12, 0]]}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(users_achievements.c.id, users_achievements.c.user_id,
+                                      users_achievements.c.achievement_id, users_achievements.c.mode)).all()
+    recorded = ledger.read_ledger(engine, "lost-writer")
+    engine.dispose()
+    assert sorted(r[1:] for r in rows) == sorted((1000 + n, 1 + n % 3, n % 4) for n in range(24))
+    assert sorted(r["ua_id"] for r in recorded) == sorted(r[0] for r in rows)
